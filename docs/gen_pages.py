@@ -9,9 +9,15 @@ Also copies CONTRIBUTING.md. No hand-kept list: a new package folder appears by 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import mkdocs_gen_files
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"(\]\()([^)#\s]+)([^)]*\))")
@@ -47,7 +53,11 @@ def distributions() -> dict[str, Path]:
 
 
 nav = mkdocs_gen_files.Nav()
+nav["Overview"] = "index.md"
+overview = ["# Packages\n\n| package | what it does |\n|---|---|\n"]
 for name, folder in distributions().items():
+    description = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["description"]
+    overview.append(f"| [{name}]({name}/index.md) | {description} |\n")
     modules = sorted(p.name for p in (folder / "src").iterdir() if (p / "__init__.py").exists())
     with mkdocs_gen_files.open(f"packages/{name}/api.md", "w") as out:
         out.write(f"# API of {name}\n\n" + "".join(f"::: {m}\n\n" for m in modules))
@@ -61,6 +71,8 @@ for name, folder in distributions().items():
         if page != "index.md":
             nav[name, title] = f"{name}/{page}"
 
+with mkdocs_gen_files.open("packages/index.md", "w") as out:
+    out.writelines(overview)
 with mkdocs_gen_files.open("packages/SUMMARY.md", "w") as out:
     out.writelines(nav.build_literate_nav())
 
