@@ -182,7 +182,8 @@ def build(session: nox.Session) -> None:
 @nox.session(reuse_venv=True)
 def demo(session: nox.Session) -> None:
     """The main job: every installed package's demo, then demo-results/SUMMARY.md."""
-    _install_once(session, *(str(f) for f in DISTRIBUTIONS.values()), *_mpi_requirements())
+    packages = [f"{SHARED}[demo]", *(str(f) for f in DISTRIBUTIONS.values() if f != SHARED)]
+    _install_once(session, *packages, *_mpi_requirements())
     session.chdir(ROOT)
     session.run("shared-hpc", "run-demos", "--output", "demo-results", *session.posargs)
 

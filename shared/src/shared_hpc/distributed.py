@@ -1,0 +1,194 @@
+"""Set up ``torch.distributed`` from whatever started the processes: torchrun, MPI or SLURM.
+
+Under ``mpiexec`` no launcher hands out a rendezvous address, so rank 0 of the communicator
+picks a free TCP port and broadcasts ``(address, port)``; every rank then joins with
+``tcp://address:port``. This needs no shared file system and no fixed port, and it works for a
+sub-communicator too (each part gets its own process group).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from shared_hpc.mpi import SerialComm, get_comm, rank_info
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DistInfo", "free_port", "init_torch_distributed", "torch_distributed"]
+
+Source = Literal["torchrun", "mpi", "slurm", "single"]
+_TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """The process group this rank joined and where its tensors should live."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str
+    device: torch.device
+    master_addr: str
+    master_port: int
+    source: Source
+
+
+def free_port() -> int:
+    """A TCP port that is free on this host right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
+
+
+def _routable_address() -> str:
+    """This host's address as other nodes can reach it: its IP, else its name."""
+    host = socket.gethostname()
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        return host
+    return host if address.startswith("127.") else address
+
+
+def _first_slurm_host(nodelist: str) -> str:
+    """First host of a SLURM node list such as ``gpu[007-010,012],cpu01`` (here ``gpu007``)."""
+    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if match is None:
+        raise ValueError(f"cannot read SLURM node list {nodelist!r}")
+    prefix, ranges = match.groups()
+    if not ranges:
+        return prefix
+    return prefix + ranges.split(",")[0].split("-")[0]
+
+
+def _env_int(name: str) -> int:
+    value = os.environ[name]
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def _rendezvous(comm: Any) -> tuple[int, int, int, str, int, Source]:
+    """(rank, world size, local rank, address, port, source) from the first launcher found."""
+    if all(name in os.environ for name in _TORCHRUN_VARS):
+        local_rank = _env_int("LOCAL_RANK") if "LOCAL_RANK" in os.environ else 0
+        return (
+            _env_int("RANK"),
+            _env_int("WORLD_SIZE"),
+            local_rank,
+            os.environ["MASTER_ADDR"],
+            _env_int("MASTER_PORT"),
+            "torchrun",
+        )
+    explicit = comm is not None
+    if comm is None:
+        try:
+            comm = get_comm()
+        except RuntimeError:  # srun without mpi4py: the SLURM variables below still work
+            comm = SerialComm()
+    if explicit or comm.Get_size() > 1:
+        info = rank_info(comm)
+        endpoint = None
+        if comm.Get_rank() == 0:
+            if info.num_nodes == 1:
+                host = "127.0.0.1"
+            else:
+                host = os.environ.get("MASTER_ADDR") or _routable_address()
+            endpoint = (host, free_port())
+        addr, port = comm.bcast(endpoint, root=0)
+        source: Source = "single" if isinstance(comm, SerialComm) else "mpi"
+        return info.rank, info.size, info.local_rank, addr, port, source
+    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        # No communication is possible yet, so every task derives the same address and port.
+        job = int(os.environ.get("SLURM_JOB_ID", "0")) + int(os.environ.get("SLURM_STEP_ID", "0"))
+        addr = os.environ.get("MASTER_ADDR") or _first_slurm_host(
+            os.environ.get("SLURM_STEP_NODELIST") or os.environ["SLURM_JOB_NODELIST"]
+        )
+        port = _env_int("MASTER_PORT") if "MASTER_PORT" in os.environ else 20000 + job % 20000
+        return (
+            _env_int("SLURM_PROCID"),
+            _env_int("SLURM_NTASKS"),
+            _env_int("SLURM_LOCALID") if "SLURM_LOCALID" in os.environ else 0,
+            addr,
+            port,
+            "slurm",
+        )
+    return 0, 1, 0, "127.0.0.1", free_port(), "single"
+
+
+def init_torch_distributed(
+    comm: Any = None, backend: str | None = None, timeout_s: float = 300
+) -> DistInfo:
+    """Initialise the default ``torch.distributed`` process group for this process.
+
+    Order of precedence: torchrun variables (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
+    ``MASTER_PORT``); an MPI communicator (``comm`` if given, else ``COMM_WORLD`` with more than
+    one rank), whose rank 0 broadcasts a free port; SLURM variables (``SLURM_PROCID``,
+    ``SLURM_NTASKS``); else a one-rank group on a free local port.
+
+    Args:
+        comm: communicator whose ranks form the group (collective over it).
+        backend: ``"nccl"`` when CUDA is available, else ``"gloo"`` unless given.
+        timeout_s: how long collectives may wait before torch raises.
+
+    Raises:
+        RuntimeError: a process group already exists in this process.
+        ValueError: ``backend="nccl"`` without CUDA, or a non-positive timeout.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        raise RuntimeError(
+            "torch.distributed is already initialised in this process; "
+            "destroy the old process group first (one group per process)"
+        )
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    cuda = torch.cuda.is_available()
+    backend = backend or ("nccl" if cuda else "gloo")
+    if backend == "nccl" and not cuda:
+        raise ValueError("backend 'nccl' needs a CUDA device; use 'gloo' on CPU")
+    rank, world_size, local_rank, addr, port, source = _rendezvous(comm)
+    if cuda:
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group(
+        backend=backend,
+        init_method=f"tcp://{addr}:{port}",
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=timeout_s),
+    )
+    return DistInfo(rank, world_size, local_rank, backend, device, addr, port, source)
+
+
+@contextmanager
+def torch_distributed(
+    comm: Any = None, backend: str | None = None, timeout_s: float = 300
+) -> Iterator[DistInfo]:
+    """Context manager around :func:`init_torch_distributed` that always destroys the group.
+
+    The group is torn down also when the body raises, so a failed run does not leave sockets
+    open or block the next ``init_process_group`` in the same process (e.g. in tests).
+    """
+    info = init_torch_distributed(comm, backend=backend, timeout_s=timeout_s)
+    try:
+        yield info
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,161 @@
+"""pytest plugin (entry point ``pytest11``): MPI and GPU test selection, and no MPI hangs.
+
+- ``@pytest.mark.mpi(ranks=4)``: in a serial run the test is skipped ("needs mpiexec -n 4");
+  under ``mpiexec -n S`` only tests with ``ranks == S`` run, everything else is skipped (a
+  serial test would otherwise run S times at once).
+- ``--mpi-plan FILE`` writes ``{"<ranks>": [node ids]}`` of the selected MPI tests, so a runner
+  knows which ``mpiexec -n N`` calls to make.
+- ``@pytest.mark.gpu``: skipped without CUDA.
+- After the setup and the call of each MPI test, the ranks compare outcomes. If one rank
+  failed, every rank reports the test as failed (naming the failing ranks). If a rank does not
+  arrive within ``--mpi-sync-timeout`` seconds, it is stuck in a collective that a failed rank
+  left, so the job is aborted with a message instead of hanging until the batch limit.
+- Fixture ``comm``: :func:`shared_hpc.get_comm`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared_hpc.mpi import SerialComm, get_comm
+
+DEFAULT_RANKS = 4
+_SYNC_COMM = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("shared-hpc")
+    group.addoption(
+        "--mpi-plan",
+        metavar="FILE",
+        default=None,
+        help="write the selected MPI tests as JSON {ranks: [node ids]} to FILE",
+    )
+    group.addoption(
+        "--mpi-sync-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a rank waits for the others after an MPI test before aborting the job",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "mpi(ranks=4): runs under mpiexec with the given number of ranks"
+    )
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where none is present")
+
+
+def _ranks(item: pytest.Item) -> int | None:
+    marker = item.get_closest_marker("mpi")
+    if marker is None:
+        return None
+    ranks = marker.kwargs.get("ranks", marker.args[0] if marker.args else DEFAULT_RANKS)
+    if not isinstance(ranks, int) or ranks < 1:
+        raise pytest.UsageError(
+            f"{item.nodeid}: mpi(ranks=...) must be a positive int, got {ranks!r}"
+        )
+    return ranks
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection, so the plan lists what will run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    comm = get_comm()
+    serial = isinstance(comm, SerialComm)
+    size = comm.Get_size()
+    plan: dict[str, list[str]] = {}
+    cuda: bool | None = None
+    for item in items:
+        ranks = _ranks(item)
+        if ranks is not None:
+            plan.setdefault(str(ranks), []).append(item.nodeid)
+            if serial:
+                item.add_marker(pytest.mark.skip(reason=f"needs mpiexec -n {ranks}"))
+            elif ranks != size:
+                item.add_marker(pytest.mark.skip(reason=f"needs {ranks} ranks, running on {size}"))
+        elif not serial and size > 1:
+            item.add_marker(pytest.mark.skip(reason="serial test; run it without mpiexec"))
+        if item.get_closest_marker("gpu") is not None:
+            cuda = _cuda_available() if cuda is None else cuda
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+    if not serial and size > 1 and any(_ranks(item) == size for item in items):
+        # The ranks compare test outcomes on a duplicate, so the tests' own messages on
+        # COMM_WORLD can never be matched with the plugin's.
+        config.stash[_SYNC_COMM] = comm.Dup()
+    plan_file = config.getoption("--mpi-plan")
+    if plan_file and comm.Get_rank() == 0:
+        Path(plan_file).write_text(json.dumps(plan, indent=2) + "\n")
+
+
+_PASSED, _FAILED, _SKIPPED = 0, 1, 2
+
+
+def _agree(comm: Any, state: int, deadline_s: float, what: str) -> list[int]:
+    """Every rank's state for this phase, learned with a non-blocking allgather and a deadline.
+
+    A rank that fails an assertion often leaves the others waiting in a collective it will
+    never join; they never arrive here, and waiting for them forever would hang the whole job.
+    """
+    import numpy as np
+
+    send = np.array([state], dtype="i")
+    states = np.zeros(comm.Get_size(), dtype="i")
+    request = comm.Iallgather(send, states)
+    end = time.monotonic() + deadline_s
+    while not request.Test():
+        if time.monotonic() > end:
+            sys.stderr.write(
+                f"\n[shared-hpc] rank {comm.Get_rank()}: other ranks did not finish {what} within "
+                f"{deadline_s:.0f} s (a rank that failed left them in a collective); aborting the "
+                "MPI job instead of hanging\n"
+            )
+            sys.stderr.flush()
+            comm.Abort(1)
+        time.sleep(0.01)
+    return [int(x) for x in states]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if call.when not in ("setup", "call") or _ranks(item) is None:
+        return
+    comm = item.config.stash.get(_SYNC_COMM, None)
+    if comm is None:
+        return
+    state = _FAILED if report.failed else _SKIPPED if report.skipped else _PASSED
+    deadline = item.config.getoption("--mpi-sync-timeout")
+    states = _agree(comm, state, deadline, f"{call.when} of {item.nodeid}")
+    failed = [r for r, s in enumerate(states) if s == _FAILED]
+    skipped = [r for r, s in enumerate(states) if s == _SKIPPED]
+    if state == _FAILED:
+        return
+    if failed:
+        report.outcome = "failed"
+        report.longrepr = f"{call.when} failed on rank(s) {failed} of {comm.Get_size()}"
+    elif skipped and state == _PASSED and call.when == "setup":
+        # Keep the ranks together: if one rank skips, none runs the test body.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"skipped on rank(s) {skipped}")
+
+
+@pytest.fixture
+def comm() -> Any:
+    """The communicator of this test run (mpi4py's COMM_WORLD under mpiexec, else serial)."""
+    return get_comm()

@@ -1,0 +1,111 @@
+"""load_config: TOML, dicts and overrides into nested dataclasses, with errors naming the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import pytest
+
+from shared_hpc.config import config_to_dict, load_config
+
+
+@dataclass
+class Optim:
+    lr: float = 1e-3
+    kind: Literal["adam", "sgd"] = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class Config:
+    data: Path
+    epochs: int = 10
+    layers: list[int] = field(default_factory=lambda: [64, 64])
+    seeds: tuple[int, ...] = (0,)
+    name: Optional[str] = None  # noqa: UP045 (both spellings must work)
+    checkpoint: Path | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    debug: bool = False
+    optim: Optim = field(default_factory=Optim)
+
+
+def test_toml_with_nested_tables_and_conversions(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'data = "inputs/era5.nc"\n'
+        "epochs = 3\n"
+        "seeds = [1, 2, 3]\n"
+        'checkpoint = "ckpt.pt"\n'
+        "[tags]\nsite = 'juwels'\n"
+        "[optim]\nlr = 1\nkind = 'sgd'\nbetas = [0.5, 0.6]\n"
+    )
+    cfg = load_config(Config, path)
+    assert cfg.data == Path("inputs/era5.nc") and isinstance(cfg.data, Path)
+    assert cfg.epochs == 3 and cfg.seeds == (1, 2, 3) and cfg.checkpoint == Path("ckpt.pt")
+    assert cfg.optim == Optim(lr=1.0, kind="sgd", betas=(0.5, 0.6))
+    assert isinstance(cfg.optim.lr, float)
+    assert cfg.tags == {"site": "juwels"} and cfg.layers == [64, 64] and cfg.name is None
+
+
+def test_overrides_merge_into_nested_tables():
+    cfg = load_config(Config, {"data": "x", "optim": {"kind": "sgd"}}, epochs=5, optim={"lr": 0.1})
+    assert cfg.epochs == 5 and cfg.optim.kind == "sgd" and cfg.optim.lr == 0.1
+
+
+def test_round_trip_through_config_to_dict():
+    cfg = load_config(Config, {"data": "d", "name": "n", "seeds": [4]})
+    plain = config_to_dict(cfg)
+    assert (
+        plain["data"] == "d" and plain["seeds"] == [4] and plain["optim"]["betas"] == [0.9, 0.999]
+    )
+    assert load_config(Config, plain) == cfg
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"data": "d", "epoch": 3}, r"unknown key 'epoch' in Config; valid keys: .*epochs"),
+        ({"data": "d", "optim": {"momentum": 0.9}}, r"unknown key 'momentum' in Config.optim"),
+        ({"data": "d", "epochs": "3"}, r"Config.epochs must be int, got str"),
+        ({"data": "d", "epochs": True}, r"Config.epochs must be int"),
+        ({"data": "d", "debug": 1}, r"Config.debug must be bool"),
+        (
+            {"data": "d", "optim": {"kind": "adamw"}},
+            r"Config.optim.kind must be one of \['adam', 'sgd'\]",
+        ),
+        ({"data": "d", "optim": {"betas": [0.9]}}, r"Config.optim.betas must have 2 items"),
+        ({"data": "d", "layers": [64, "wide"]}, r"Config.layers\[1\] must be int"),
+        ({"data": "d", "name": 3}, r"Config.name must be"),
+        ({"data": "d", "optim": 3}, r"Config.optim must be a table"),
+        ({}, r"Config lacks the required key\(s\) data"),
+    ],
+)
+def test_bad_values_name_the_field(source, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(Config, source)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
+        load_config(Config, tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = = 3\n")
+    with pytest.raises(ValueError, match=r"bad\.toml is not valid TOML"):
+        load_config(Config, bad)
+    with pytest.raises(TypeError, match="dataclass"):
+        load_config(dict, {})
+
+
+def test_validation_in_post_init_still_runs():
+    @dataclass
+    class Positive:
+        n: int = 1
+
+        def __post_init__(self) -> None:
+            if self.n < 1:
+                raise ValueError("n must be at least 1")
+
+    with pytest.raises(ValueError, match="at least 1"):
+        load_config(Positive, n=0)
