@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import sys
-from importlib.metadata import packages_distributions
+from importlib.metadata import distributions, packages_distributions
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,6 +61,25 @@ def imported_modules(src: Path) -> dict[str, list[str]]:
     return found
 
 
+def module_providers() -> dict[str, set[str]]:
+    """Top-level module -> distributions providing it, editable installs included.
+
+    ``packages_distributions`` misses editable installs (their RECORD lists a .pth file, not the
+    package), so those are read from the project folder that ``direct_url.json`` points to.
+    """
+    providers = {m: {normalise(d) for d in ds} for m, ds in packages_distributions().items()}
+    for dist in distributions():
+        info = json.loads(dist.read_text("direct_url.json") or "{}")
+        if not info.get("dir_info", {}).get("editable"):
+            continue
+        project = Path(unquote(urlparse(info["url"]).path))
+        src = project / "src" if (project / "src").is_dir() else project
+        for child in src.iterdir() if src.is_dir() else ():
+            if (child / "__init__.py").exists():
+                providers.setdefault(child.name, set()).add(normalise(dist.metadata["Name"]))
+    return providers
+
+
 def own_packages(src: Path) -> set[str]:
     return {p.name for p in src.iterdir() if p.is_dir()} | {p.stem for p in src.glob("*.py")}
 
@@ -68,12 +89,14 @@ def undeclared_imports(folder: Path) -> list[str]:
     pyproject = tomllib.loads((folder / "pyproject.toml").read_text())
     declared = declared_distributions(pyproject)
     src = folder / "src"
-    providers = packages_distributions()
+    providers = module_providers()
     problems = []
     for module, places in imported_modules(src).items():
         if module in sys.stdlib_module_names or module in own_packages(src):
             continue
-        dists = {normalise(d) for d in providers.get(module, [])}
+        dists = providers.get(module, set())
+        if not dists and normalise(module) in declared:
+            continue  # declared for other interpreters only, e.g. tomli on Python < 3.11
         if not dists:
             problems.append(f"{module}: not installed, so not declared ({places[0]})")
         elif not dists & declared:
