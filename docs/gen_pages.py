@@ -8,6 +8,7 @@ Also copies CONTRIBUTING.md. No hand-kept list: a new package folder appears by 
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -35,6 +36,9 @@ def copy_with_links(source: Path, target: str) -> None:
         linked = (source.parent / link).resolve()
         if linked.name in PAGES and linked.parent == source.parent:
             return f"{match.group(1)}{PAGES[linked.name]}{match.group(3)}"
+        if linked.is_file() and ROOT / "docs" in linked.parents:  # a page of this site
+            page = linked.relative_to(ROOT / "docs").as_posix()
+            return f"{match.group(1)}{os.path.relpath(page, Path(target).parent)}{match.group(3)}"
         if linked.is_file() and source.parent in linked.parents:
             rel = linked.relative_to(source.parent).as_posix()
             with mkdocs_gen_files.open(str(Path(target).parent / rel), "wb") as out:
