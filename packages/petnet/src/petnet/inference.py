@@ -1,0 +1,139 @@
+"""Run a trained PETNet over singles: batched, on CPU or GPU, read back onto the singles."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from petnet.checkpoint import CheckpointError, load_checkpoint
+from petnet.model import ModelConfig, PETNet
+from petnet.patches import hit_patches
+from petnet.scanner import Scanner
+from petnet.singles import Singles
+from petnet.spikes import Decoded, EncodingConfig, SpikeStream, decode, densify, encode
+from shared_hpc import load_config
+
+DENSE_WINDOW_BINS = 256
+
+
+def build_model(scanner: Scanner, encoding: EncodingConfig, config: ModelConfig) -> PETNet:
+    """A fresh network for this scanner, reading the encoding's input channels."""
+    return PETNet(scanner, len(encoding.channels), config)
+
+
+class PETNetSorter:
+    """Flags the singles of true coincidences with a trained network."""
+
+    def __init__(
+        self,
+        model: PETNet,
+        scanner: Scanner,
+        encoding: EncodingConfig,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.scanner = scanner
+        self.encoding = encoding
+        dense = model.config.architecture == "dense"
+        self.batch_size = batch_size or (64 if dense else 65536)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", **kwargs
+    ) -> PETNetSorter:
+        payload = load_checkpoint(path)
+        scanner = _rebuild(Scanner, payload["scanner"])
+        encoding = _rebuild(EncodingConfig, payload["encoding"])
+        config = _rebuild(ModelConfig, payload["model"])
+        model = build_model(scanner, encoding, config)
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"{path}: weights do not fit the stored model ({error})"
+            ) from None
+        return cls(model, scanner, encoding, device=device, **kwargs)
+
+    def _check(self, singles: Singles) -> None:
+        if singles.scanner.n_crystals != self.scanner.n_crystals or (
+            singles.scanner.crystals_per_ring != self.scanner.crystals_per_ring
+        ):
+            raise ValueError(
+                f"the network was trained for scanner {self.scanner.name!r} "
+                f"({self.scanner.n_rings} × {self.scanner.crystals_per_ring} crystals), the "
+                f"singles come from {singles.scanner.name!r} ({singles.scanner.n_rings} × "
+                f"{singles.scanner.crystals_per_ring})"
+            )
+
+    @torch.no_grad()
+    def predict(self, singles: Singles, shard: tuple[int, int] = (0, 1)) -> Decoded:
+        """Flag singles; ``shard=(rank, size)`` does only this rank's share of the work."""
+        self._check(singles)
+        stream = encode(singles, self.encoding)
+        training = self.model.training
+        self.model.eval()  # no training noise; restored below for callers that train on
+        try:
+            if self.model.config.architecture == "dense":
+                return self._predict_dense(stream, shard)
+            return self._predict_ring(stream, shard)
+        finally:
+            self.model.train(training)
+
+    def _predict_ring(self, stream: SpikeStream, shard: tuple[int, int]) -> Decoded:
+        cfg = self.encoding
+        centres = np.arange(shard[0], len(stream), shard[1])
+        history = cfg.max_gap_bins
+        flagged = np.zeros(len(centres), dtype=bool)
+        extra = np.zeros(len(centres), dtype=np.int64)
+        lag = np.zeros(len(centres), dtype=np.int64)
+        for start in range(0, len(centres), self.batch_size):
+            part = centres[start : start + self.batch_size]
+            x, _ = hit_patches(
+                stream, part, self.scanner, cfg, self.model.config.geometry_scales, False
+            )
+            spikes = self.model(torch.from_numpy(x).to(self.device))
+            window = spikes[:, history : history + cfg.tolerance_bins + 1] > 0
+            counts = window.sum(dim=1).cpu().numpy()
+            chunk = slice(start, start + len(part))
+            flagged[chunk] = counts > 0
+            extra[chunk] = np.maximum(counts - 1, 0)
+            lag[chunk] = window.to(torch.int8).argmax(dim=1).cpu().numpy()
+        flags = np.zeros(stream.n_singles, dtype=bool)
+        flags[stream.single[centres[flagged]]] = True
+        error = None
+        if stream.partner is not None:
+            true = flagged & (stream.partner[centres] >= 0)
+            if true.any():
+                expected = stream.decision_bin(stream.raw_bin) - stream.raw_bin
+                error = float(np.abs(lag[true] - expected[centres[true]]).mean())
+                error *= cfg.bin_width_ns
+        return Decoded(flags, int(extra.sum()), error)
+
+    def _predict_dense(self, stream: SpikeStream, shard: tuple[int, int]) -> Decoded:
+        cfg = self.encoding
+        length = DENSE_WINDOW_BINS
+        warmup = cfg.warmup_bins
+        stride = length - warmup
+        starts = np.arange(-warmup, stream.n_bins, stride)[shard[0] :: shard[1]]
+        bins, crystals = [], []
+        for begin in range(0, len(starts), self.batch_size):
+            part = starts[begin : begin + self.batch_size]
+            x, _ = densify(stream, part, length, cfg, device=self.device, with_target=False)
+            row, t, crystal = torch.nonzero(self.model(x)[:, warmup:], as_tuple=True)
+            bins.append(part[row.cpu().numpy()] + warmup + t.cpu().numpy())
+            crystals.append(crystal.cpu().numpy())
+        if not bins:
+            return decode(stream, np.zeros(0, np.int64), np.zeros(0, np.int64), cfg)
+        return decode(stream, np.concatenate(bins), np.concatenate(crystals), cfg)
+
+
+def _rebuild(cls, data: dict):
+    """A config dataclass from its stored dict, checked field by field."""
+    try:
+        return load_config(cls, data)
+    except ValueError as error:
+        raise CheckpointError(f"stored {cls.__name__} is invalid: {error}") from None

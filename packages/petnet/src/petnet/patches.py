@@ -1,0 +1,88 @@
+"""Per-hit spike-train patches for the ``ring`` network, and reading its answers back.
+
+For every encoded single, the patch is the spike train of its crystal over the bins
+``[bin − history, bin + tolerance]`` (history = ``max_gap_bins``), with channels
+
+* the encoding's channels (``spike``, ``energy``, ``time``) of the hits on this crystal;
+* one channel per arc width: hits on the opposite arc, any ring (the geometry-aware input);
+* per analog channel (``energy``, ``time``), its sum over the hits on the widest arc: the
+  partner photon's energy and arrival time within the bin;
+* ``others``: hits on every other crystal (how busy the scanner is right now).
+
+These are exactly the inputs the shared per-crystal network would see at this crystal in a
+whole-scanner evaluation, restricted to the time it needs, so work grows with the number of
+singles and not with the number of crystals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from petnet.model import arc_half_widths
+from petnet.scanner import Scanner
+from petnet.spikes import EncodingConfig, SpikeStream, ramp
+
+
+def patch_length(config: EncodingConfig) -> int:
+    """Bins per patch: the history, the hit's own bin and the matching tolerance."""
+    return config.max_gap_bins + config.tolerance_bins + 1
+
+
+def hit_patches(
+    stream: SpikeStream,
+    centres: np.ndarray,
+    scanner: Scanner,
+    config: EncodingConfig,
+    geometry_scales: int,
+    with_target: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inputs (P, T, F) and, optionally, targets (P, T) for the spikes ``centres``."""
+    history = config.max_gap_bins
+    length = patch_length(config)
+    n_in = len(config.channels)
+    analog = config.channels[1:]
+    features = n_in + geometry_scales + len(analog) + 1
+    centres = np.asarray(centres, dtype=np.int64)
+    b = stream.raw_bin
+    lo = np.searchsorted(b, b[centres] - history, side="left")
+    hi = np.searchsorted(b, b[centres] + length - history - 1, side="right")
+    count = hi - lo
+    patch = np.repeat(np.arange(len(centres)), count)
+    other = np.repeat(lo, count) + ramp(count)
+    t = b[other] - b[centres][patch] + history
+    crystal, centre_crystal = stream.crystal[other], stream.crystal[centres][patch]
+    same = crystal == centre_crystal
+    k = scanner.crystals_per_ring
+    offset = np.mod(crystal % k - centre_crystal % k - k // 2, k)
+    offset = np.where(offset > k // 2, offset - k, offset)
+    cell = (patch * length + t) * features
+    index = [cell[same]]
+    weight = [np.ones(int(same.sum()))]
+    for channel, name in enumerate(analog, start=1):
+        index.append(cell[same] + channel)
+        weight.append(stream.values(name)[other][same])
+    for scale, half_width in enumerate(arc_half_widths(scanner, geometry_scales)):
+        inside = ~same & (np.abs(offset) <= half_width)
+        index.append(cell[inside] + n_in + scale)
+        weight.append(np.ones(int(inside.sum())))
+        if scale == 0:
+            for channel, name in enumerate(analog):
+                index.append(cell[inside] + n_in + geometry_scales + channel)
+                weight.append(stream.values(name)[other][inside])
+    index.append(cell[~same] + features - 1)
+    weight.append(np.ones(int((~same).sum())))
+    x = np.bincount(
+        np.concatenate(index), np.concatenate(weight), minlength=len(centres) * length * features
+    ).reshape(len(centres), length, features)
+    x[..., 0] = np.minimum(x[..., 0], 1.0)
+    if not with_target:
+        return x.astype(np.float32), None
+    if stream.target is None:
+        raise ValueError("these singles carry no ground truth, so there is no target")
+    y = np.zeros((len(centres), length), dtype=np.float32)
+    partner = stream.partner[other]
+    decision = np.maximum(b[other], np.where(partner >= 0, b[np.maximum(partner, 0)], b[other]))
+    when = decision - b[centres][patch] + history
+    hit = same & (partner >= 0) & (when < length)
+    y[patch[hit], when[hit]] = 1.0
+    return x.astype(np.float32), y

@@ -1,0 +1,50 @@
+"""Figures for the demo and the evaluate command (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from petnet.evaluate import MethodResult
+from petnet.singles import Singles
+
+
+def energy_spectrum(singles: Singles, path: Path) -> Path:
+    """Measured energies, split into unscattered and scattered photons when truth is known."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.subplots()
+    bins = np.linspace(0, 750, 151)
+    if singles.scattered is not None:
+        axes.hist(
+            singles.energy_kev[~singles.scattered], bins, histtype="step", label="unscattered"
+        )
+        axes.hist(singles.energy_kev[singles.scattered], bins, histtype="step", label="scattered")
+        axes.legend()
+    else:
+        axes.hist(singles.energy_kev, bins, histtype="step")
+    axes.axvline(511, color="grey", linestyle=":")
+    axes.set(xlabel="energy (keV)", ylabel="singles", title="Simulated energy spectrum")
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def comparison(results: list[MethodResult], history: list[dict] | None, path: Path) -> Path:
+    """F1 and throughput per method, and the validation F1 over training epochs."""
+    panels = 3 if history else 2
+    figure = Figure(figsize=(4.5 * panels, 4.5), layout="constrained")
+    axes = figure.subplots(1, panels)
+    names = [r.name.replace("GATE ", "GATE\n") for r in results]
+    y = np.arange(len(results))
+    axes[0].barh(y, [r.scores.f1 for r in results], color="tab:blue")
+    axes[0].set(yticks=y, yticklabels=names, xlabel="coincidence F1", xlim=(0, 1))
+    axes[0].invert_yaxis()
+    axes[1].barh(y, [r.singles_per_second for r in results], color="tab:orange")
+    axes[1].set(yticks=y, yticklabels=[], xlabel="singles per second", xscale="log")
+    axes[1].invert_yaxis()
+    if history:
+        axes[2].plot([h["epoch"] for h in history], [h["val_f1"] for h in history], "o-")
+        axes[2].set(xlabel="epoch", ylabel="validation F1", title="PETNet training")
+    figure.savefig(path, dpi=120)
+    return path
