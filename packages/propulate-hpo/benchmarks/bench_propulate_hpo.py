@@ -1,0 +1,53 @@
+"""propulate-hpo on N ranks:
+
+    mpiexec -n 4 python bench_propulate_hpo.py FUNCTION EVALS SEED SLEEP [total]
+
+EVALS per worker, or with ``total`` EVALS x ranks for all workers together.
+"""
+
+import sys
+import tempfile
+import time
+
+import numpy as np
+from common import Objective, report
+from mpi4py import MPI
+from propulate_hpo import Propulator
+
+name, evals, seed, sleep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+total = len(sys.argv) > 5 and sys.argv[5] == "total"  # one budget for all workers together
+comm = MPI.COMM_WORLD
+objective = Objective(name, sleep, seed=1000 * seed + comm.rank)
+space = {f"x{i}": (float(lo), float(hi)) for i, (lo, hi) in enumerate(objective.bounds)}
+checkpoint = comm.bcast(tempfile.mkdtemp(prefix="bench-ph-") if comm.rank == 0 else None)
+
+
+def loss(params):
+    return objective(np.fromiter(params.values(), float, len(params)))
+
+
+# same settings as upstream: default propagator, pop_size = 2 x ranks, checkpointing on
+propulator = Propulator(
+    loss,
+    space,
+    generations=None if total else evals,
+    max_evaluations=comm.size * evals if total else None,
+    seed=seed,
+    checkpoint_dir=checkpoint,
+    pop_size=2 * comm.size,
+    comm=comm,
+)
+comm.Barrier()
+started = time.perf_counter()
+result = propulator.run()
+wall = comm.allreduce(time.perf_counter() - started, op=MPI.MAX)
+seconds = comm.allreduce(objective.seconds)
+if comm.rank == 0:
+    report(
+        optimizer="propulate-hpo-total" if total else "propulate-hpo",
+        wall_s=wall,
+        objective_s=seconds,
+        evals=result.n_evaluations,
+        best=result.best_loss,
+        workers=comm.size,
+    )

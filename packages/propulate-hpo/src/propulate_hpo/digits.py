@@ -1,0 +1,164 @@
+"""A real hyperparameter search: an MLP on scikit-learn's handwritten digits.
+
+``digits_loss`` is a loss function for :class:`~propulate_hpo.Propulator` that trains one
+candidate with data parallelism over the worker's communicator (``torch.distributed`` with
+gloo on CPU / NCCL on GPU, set up by ``shared_hpc.torch_distributed``), yields the validation
+loss after every epoch (so the early-stopping surrogate can cancel hopeless candidates), and
+returns the validation and test accuracy and the energy of the candidate, measured with
+``shared_hpc.EnergyMeter`` (RAPL/NVML where readable, else estimated; the ``energy_measured``
+metric says which).
+
+Search space (``DIGITS_SPACE``, also ``digits.toml`` in the docs): learning rate on a log scale,
+hidden width on a log scale, dropout, optimizer as a categorical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from propulate_hpo.space import Categorical, Float, Int
+
+DIGITS_SPACE = {
+    "lr": Float(1e-4, 1e-1, log=True),
+    "width": Int(16, 256, log=True),
+    "dropout": Float(0.0, 0.5),
+    "optimizer": Categorical(["adam", "sgd", "rmsprop"]),
+}
+EPOCHS = 10
+BATCH_SIZE = 32
+
+
+@lru_cache(maxsize=1)
+def digits_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The 1797 8×8 digits, scaled to [0, 1], split 60/20/20 with a fixed seed."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(x))
+    n_train, n_val = int(0.6 * len(x)), int(0.2 * len(x))
+    parts = np.split(order, [n_train, n_train + n_val])
+    return {
+        name: (x[idx], y[idx].astype(np.int64))
+        for name, idx in zip(("train", "val", "test"), parts, strict=True)
+    }
+
+
+def _model(width: int, dropout: float) -> Any:
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Linear(64, width),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(width, 10),
+    )
+
+
+def _optimizer(name: str, parameters: Any, lr: float) -> Any:
+    import torch
+
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def _evaluate(model: Any, x: Any, y: Any) -> tuple[float, float]:
+    """Loss and accuracy summed over the whole split, all-reduced over the group."""
+    import torch
+    import torch.distributed as dist
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+        totals = torch.tensor(
+            [
+                torch.nn.functional.cross_entropy(logits, y, reduction="sum").item(),
+                (logits.argmax(1) == y).sum().item(),
+                float(len(y)),
+            ],
+            dtype=torch.float64,
+            device=x.device,  # NCCL reduces GPU tensors only
+        )
+    dist.all_reduce(totals)
+    model.train()
+    return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+
+def digits_loss(
+    params: dict[str, Any], comm: Any, epochs: int = EPOCHS, seed: int = 0
+) -> Generator[dict[str, float], None, dict[str, float]]:
+    """Train one candidate data-parallel over ``comm``; yield the validation loss per epoch.
+
+    Each yield also carries the candidate's energy so far, so that candidates cancelled by
+    early stopping have their energy logged too.
+    """
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    from shared_hpc import EnergyMeter, rank_info, torch_distributed
+
+    data = digits_data()
+    # NCCL needs a GPU of its own for every rank of the worker on a node; with fewer GPUs
+    # (e.g. two ranks per worker on a one-GPU machine) train on the CPUs with gloo instead
+    on_gpu = torch.cuda.is_available() and torch.cuda.device_count() >= rank_info(comm).local_size
+    meter = EnergyMeter(comm)
+    joules, measured = 0.0, True
+    meter.start()
+    running = True
+    try:
+        with torch_distributed(comm, backend=None if on_gpu else "gloo") as info:
+            device = info.device if on_gpu else torch.device("cpu")
+            torch.manual_seed(seed)  # same initial weights on every rank of the worker
+            model = _model(int(params["width"]), float(params["dropout"])).to(device)
+            ddp = DistributedDataParallel(model)
+            optimizer = _optimizer(params["optimizer"], ddp.parameters(), float(params["lr"]))
+            shard = slice(info.rank, None, info.world_size)  # each rank trains on its shard
+            x_train = torch.from_numpy(data["train"][0][shard]).to(device)
+            y_train = torch.from_numpy(data["train"][1][shard]).to(device)
+            x_val, y_val = (torch.from_numpy(a[shard]).to(device) for a in data["val"])
+            x_test, y_test = (torch.from_numpy(a[shard]).to(device) for a in data["test"])
+            generator = torch.Generator().manual_seed(seed + info.rank)
+            steps = len(x_train) // BATCH_SIZE
+            val_accuracy = 0.0
+            for _ in range(epochs):
+                order = torch.randperm(len(x_train), generator=generator)
+                for step in range(steps):
+                    batch = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = torch.nn.functional.cross_entropy(ddp(x_train[batch]), y_train[batch])
+                    loss.backward()  # DDP averages the gradients over the worker's ranks
+                    optimizer.step()
+                val_loss, val_accuracy = _evaluate(ddp.module, x_val, y_val)
+                report, running = meter.stop(), False  # collective over the worker's ranks
+                joules, measured = joules + report.total_joules, measured and report.measured
+                yield {
+                    "loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                    "energy_j": joules,
+                    "energy_measured": float(measured),
+                }
+                meter.start()
+                running = True
+            _, test_accuracy = _evaluate(ddp.module, x_test, y_test)
+    finally:
+        if running:  # not when cancelled at a yield: the meter is stopped there
+            report = meter.stop()
+            joules, measured = joules + report.total_joules, measured and report.measured
+    return {
+        "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy,
+        "energy_j": joules,
+        "energy_measured": float(measured),
+    }

@@ -1,0 +1,133 @@
+"""Who does what: ranks grouped into workers, workers into islands.
+
+``ranks_per_worker`` consecutive ranks form one worker; the first of them (the worker's root)
+breeds and talks to other workers, the others only help evaluate (the loss function gets the
+worker's communicator, e.g. for data-parallel training of one candidate). Workers are split
+into islands of consecutive workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def island_sizes(n_workers: int, islands: int | Sequence[int]) -> list[int]:
+    """Balanced sizes for ``islands`` islands, or the given sizes after checking them."""
+    if isinstance(islands, (int, np.integer)):
+        if islands < 1:
+            raise ValueError(f"the number of islands must be >= 1, got {islands}")
+        if islands > n_workers:
+            raise ValueError(
+                f"{islands} islands need at least {islands} workers, there are {n_workers}"
+            )
+        base, extra = divmod(n_workers, int(islands))
+        return [base + (i < extra) for i in range(int(islands))]
+    sizes = [int(s) for s in islands]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"island sizes must be >= 1, got {sizes}")
+    if sum(sizes) != n_workers:
+        raise ValueError(
+            f"island sizes {sizes} add up to {sum(sizes)} workers, there are {n_workers}"
+        )
+    return sizes
+
+
+def check_topology(topology: Any, n_islands: int) -> np.ndarray:
+    """Migration topology: entry (i, j) = migrants sent from island i to island j."""
+    if topology is None:
+        matrix = np.ones((n_islands, n_islands), dtype=np.int64)
+        np.fill_diagonal(matrix, 0)
+        return matrix
+    matrix = np.asarray(topology)
+    if matrix.shape != (n_islands, n_islands):
+        raise ValueError(
+            f"the migration topology must be {n_islands} x {n_islands}, got shape {matrix.shape}"
+        )
+    if not np.all(np.isfinite(matrix)) or np.any(matrix < 0) or np.any(matrix != np.rint(matrix)):
+        raise ValueError("the migration topology must hold non-negative integers")
+    if np.any(np.diag(matrix) != 0):
+        raise ValueError("the migration topology's diagonal must be 0 (no self-migration)")
+    return matrix.astype(np.int64)
+
+
+@dataclass
+class Layout:
+    world: Any  # communicator of all ranks of this run
+    ranks_per_worker: int
+    worker: int  # global worker index
+    n_workers: int
+    worker_comm: Any  # the ranks of this worker; handed to the loss function
+    workers: Any | None  # the workers' roots (None on helper ranks)
+    sizes: list[int]  # workers per island
+    island: int
+    local: int  # index of this worker within its island
+    _peers: list[int] | None = None
+
+    @property
+    def is_root(self) -> bool:
+        return self.workers is not None
+
+    @property
+    def n_islands(self) -> int:
+        return len(self.sizes)
+
+    def first_worker(self, island: int) -> int:
+        return sum(self.sizes[:island])
+
+    def island_of(self, worker: int) -> int:
+        return int(np.searchsorted(np.cumsum(self.sizes), worker, side="right"))
+
+    def island_workers(self, island: int) -> list[int]:
+        start = self.first_worker(island)
+        return list(range(start, start + self.sizes[island]))
+
+    @property
+    def peers(self) -> list[int]:
+        """The other workers of this worker's island (computed once)."""
+        if self._peers is None:
+            self._peers = [w for w in self.island_workers(self.island) if w != self.worker]
+        return self._peers
+
+
+def make_layout(world: Any, ranks_per_worker: int, islands: int | Sequence[int]) -> Layout:
+    """Split ``world`` into workers and islands (collective on ``world``)."""
+    size, rank = world.Get_size(), world.Get_rank()
+    if ranks_per_worker < 1:
+        raise ValueError(f"ranks_per_worker must be >= 1, got {ranks_per_worker}")
+    if size % ranks_per_worker:
+        raise ValueError(f"{size} ranks cannot be split into workers of {ranks_per_worker} ranks")
+    n_workers = size // ranks_per_worker
+    sizes = island_sizes(n_workers, islands)
+    worker = rank // ranks_per_worker
+    is_root = rank % ranks_per_worker == 0
+    if size == 1:
+        worker_comm, workers = world, world
+    else:
+        from mpi4py import MPI
+
+        if ranks_per_worker == 1:
+            worker_comm = MPI.COMM_SELF
+            workers = world.Dup()  # keeps our messages apart from the user's
+        else:
+            worker_comm = world.Split(worker, rank)
+            workers = world.Split(0 if is_root else MPI.UNDEFINED, rank)
+            if workers == MPI.COMM_NULL:
+                workers = None
+    layout = Layout(
+        world,
+        ranks_per_worker,
+        worker,
+        n_workers,
+        worker_comm,
+        workers if is_root else None,
+        sizes,
+        0,
+        0,
+    )
+    layout.island = layout.island_of(worker)
+    layout.local = worker - layout.first_worker(layout.island)
+    return layout

@@ -1,0 +1,269 @@
+"""What one rank knows about its island's population, stored as columns of numpy arrays.
+
+Upstream Propulate keeps a list of ``Individual`` objects and filters and sorts it on every
+breed, so breeding slows down as the run grows. Here rows are appended to preallocated columns,
+the active rows and the best active rows are kept up to date incrementally, and a breed costs
+the same at evaluation 10 as at evaluation 100 000.
+
+An individual is identified by ``(worker, generation)``: the worker that bred it and that
+worker's evaluation counter. ``version`` counts its migrations, so that a deactivation sent for
+one visit to an island cannot hit a later visit.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from propulate_hpo.space import SearchSpace
+
+OK, FAILED, CANCELLED = 0, 1, 2
+STATUS_NAMES = {OK: "ok", FAILED: "failed", CANCELLED: "cancelled"}
+
+_INT_COLUMNS = ("worker", "generation", "island", "status", "version", "current")
+_FLOAT_COLUMNS = ("loss", "t_start", "duration")
+
+
+@dataclass
+class Row:
+    """One individual as it travels between ranks (genes plus bookkeeping)."""
+
+    worker: int
+    generation: int
+    island: int  # birth island
+    loss: float
+    status: int
+    t_start: float
+    duration: float
+    version: int  # number of migrations so far
+    current: int  # island-local index of the worker responsible for it (migration)
+    genes: np.ndarray
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.worker, self.generation)
+
+
+class Population:
+    """Columnar store of every individual this rank has seen on its island."""
+
+    def __init__(self, space: SearchSpace, owner: int = 0, capacity: int = 256) -> None:
+        self.space = space
+        self.owner = owner  # global index of the worker holding this copy
+        self.n = 0
+        self.genes = np.empty((capacity, space.dim))
+        self.active = np.zeros(capacity, dtype=bool)
+        for name in _INT_COLUMNS:
+            setattr(self, name, np.zeros(capacity, dtype=np.int64))
+        for name in _FLOAT_COLUMNS:
+            setattr(self, name, np.zeros(capacity))
+        self.rows_by_key: dict[tuple[int, int], int] = {}
+        self.seen: set[bytes] = set()  # gene bytes of every individual: no duplicate children
+        self.lineage: dict[int, list[int]] = {}  # worker -> its rows in breeding order
+        self._pending: dict[tuple[int, int], int] = {}  # deactivations that arrived early
+        self._active_rows: list[int] = []
+        self._active_array: np.ndarray | None = None
+        self._elite: list[tuple[float, int]] = []  # (loss, row) of the best active rows
+        self._elite_cap = 0
+        self._elite_valid = True
+        self._elite_rows: np.ndarray | None = None  # rows of _elite, as an array
+        self.n_active = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    # -- growth and insertion -------------------------------------------------------------
+    def _grow(self) -> None:
+        capacity = 2 * len(self.loss)
+        self.genes = np.resize(self.genes, (capacity, self.space.dim))
+        self.active = np.resize(self.active, capacity)
+        for name in _INT_COLUMNS + _FLOAT_COLUMNS:
+            setattr(self, name, np.resize(getattr(self, name), capacity))
+
+    def add(self, row: Row, active: bool = True) -> int:
+        """Append ``row``; failed individuals are kept but never bred from."""
+        if self.n == len(self.loss):
+            self._grow()
+        i = self.n
+        self.n += 1
+        self.genes[i] = row.genes
+        self.worker[i], self.generation[i], self.island[i] = row.worker, row.generation, row.island
+        self.status[i], self.version[i], self.current[i] = row.status, row.version, row.current
+        self.loss[i], self.t_start[i], self.duration[i] = row.loss, row.t_start, row.duration
+        self.rows_by_key[row.key] = i
+        self.seen.add(row.genes.tobytes())
+        self.lineage.setdefault(row.worker, []).append(i)
+        pending = self._pending.pop(row.key, None)
+        if pending is not None and pending == row.version:
+            active = False
+        self.active[i] = False
+        if active and row.status != FAILED:
+            self._activate(i)
+        return i
+
+    def _activate(self, i: int) -> None:
+        self.active[i] = True
+        self.n_active += 1
+        self._active_rows.append(i)
+        self._active_array = None
+        if self._elite_valid and self._elite_cap > 0:
+            entry = (float(self.loss[i]), i)
+            if len(self._elite) < self._elite_cap or entry < self._elite[-1]:
+                bisect.insort(self._elite, entry)
+                if len(self._elite) > self._elite_cap:
+                    self._elite.pop()
+                self._elite_rows = None
+
+    def deactivate(self, key: tuple[int, int], version: int) -> bool:
+        """Deactivate the visit ``version`` of ``key``; remembered if it has not arrived yet."""
+        i = self.rows_by_key.get(key)
+        if i is None or self.version[i] < version:
+            self._pending[key] = version
+            return False
+        if self.version[i] != version or not self.active[i]:
+            return False
+        self._deactivate_row(i)
+        return True
+
+    def _deactivate_row(self, i: int) -> None:
+        self.active[i] = False
+        self.n_active -= 1
+        self._active_rows.remove(i)
+        self._active_array = None
+        if any(row == i for _, row in self._elite):
+            self._elite_valid = False
+
+    def immigrate(self, row: Row) -> bool:
+        """Take in a migrant; an individual coming back to an island is reactivated."""
+        i = self.rows_by_key.get(row.key)
+        if i is None:
+            self.add(row)
+            return True
+        if self.version[i] >= row.version:
+            return False  # a copy of a visit we already know
+        self.version[i] = row.version
+        self.current[i] = row.current
+        if self._pending.get(row.key) == row.version:  # its departure is already known
+            del self._pending[row.key]
+            if self.active[i]:
+                self._deactivate_row(i)
+            return True
+        if not self.active[i] and self.status[i] != FAILED:
+            self._activate(i)
+        return True
+
+    # -- queries ------------------------------------------------------------------------
+    def active_rows(self) -> np.ndarray:
+        if self._active_array is None:
+            self._active_array = np.fromiter(self._active_rows, np.int64, len(self._active_rows))
+        return self._active_array
+
+    def best(self, k: int) -> np.ndarray:
+        """Rows of the ``k`` best active individuals, best first (kept incrementally)."""
+        if k > self._elite_cap or not self._elite_valid:
+            self._elite_cap = max(k, self._elite_cap)
+            rows = self.active_rows()
+            if len(rows) > self._elite_cap:
+                part = np.argpartition(self.loss[rows], self._elite_cap - 1)[: self._elite_cap]
+                rows = rows[part]
+            self._elite = sorted(zip(self.loss[rows].tolist(), rows.tolist(), strict=True))
+            self._elite_valid = True
+            self._elite_rows = None
+        if self._elite_rows is None:
+            self._elite_rows = np.fromiter(
+                (row for _, row in self._elite), np.int64, len(self._elite)
+            )
+        return self._elite_rows[:k]
+
+    def worst(self, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+        rows = self.active_rows() if rows is None else rows
+        order = np.argsort(-self.loss[rows], kind="stable")[:k]
+        return rows[order]
+
+    def row(self, i: int) -> Row:
+        return Row(
+            int(self.worker[i]),
+            int(self.generation[i]),
+            int(self.island[i]),
+            float(self.loss[i]),
+            int(self.status[i]),
+            float(self.t_start[i]),
+            float(self.duration[i]),
+            int(self.version[i]),
+            int(self.current[i]),
+            self.genes[i].copy(),
+        )
+
+    def is_duplicate(self, genes: np.ndarray) -> bool:
+        return genes.tobytes() in self.seen
+
+    def everything(self) -> Pool:
+        """All active individuals, as the input of a propagator chain."""
+        return Pool(self, rows=None)
+
+
+class Pool:
+    """A few individuals flowing through a chain of propagators.
+
+    The first pool of a breed is *everything* the rank knows (``rows=None``: selection
+    propagators then use the population's incremental indexes); selections give pools of rows;
+    crossover and mutation give pools of new gene vectors (``rows`` is ``None``, ``fresh``).
+    """
+
+    __slots__ = ("_genes", "_losses", "fresh", "population", "rows")
+
+    def __init__(
+        self,
+        population: Population,
+        rows: np.ndarray | None = None,
+        genes: np.ndarray | None = None,
+        losses: np.ndarray | None = None,
+    ) -> None:
+        self.population = population
+        self.rows = rows
+        self.fresh = genes is not None
+        self._genes = genes
+        self._losses = losses
+
+    @property
+    def is_everything(self) -> bool:
+        return self.rows is None and not self.fresh
+
+    def _rows(self) -> np.ndarray:
+        return self.population.active_rows() if self.rows is None else self.rows
+
+    @property
+    def genes(self) -> np.ndarray:
+        if self._genes is None:
+            self._genes = self.population.genes[self._rows()]
+        return self._genes
+
+    @property
+    def losses(self) -> np.ndarray:
+        if self._losses is None:
+            if self.fresh:
+                self._losses = np.full(len(self._genes), np.inf)
+            else:
+                self._losses = self.population.loss[self._rows()]
+        return self._losses
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.population.space
+
+    def __len__(self) -> int:
+        if self._genes is not None:
+            return len(self._genes)
+        return self.population.n_active if self.rows is None else len(self.rows)
+
+    def select(self, positions: np.ndarray) -> Pool:
+        """Sub-pool of the given positions (of this pool)."""
+        if self.fresh:
+            return Pool(self.population, genes=self.genes[positions], losses=self.losses[positions])
+        return Pool(self.population, rows=self._rows()[positions])
+
+    def offspring(self, genes: np.ndarray) -> Pool:
+        """A pool of new individuals bred from this one."""
+        return Pool(self.population, genes=np.atleast_2d(genes))

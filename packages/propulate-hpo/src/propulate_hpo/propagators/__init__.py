@@ -1,0 +1,61 @@
+"""Propagators: how a worker breeds its next candidate from the population it knows."""
+
+from propulate_hpo.propagators.base import (
+    Compose,
+    Conditional,
+    InitUniform,
+    Propagator,
+    SelectBest,
+    SelectTournament,
+    SelectUniform,
+    SelectWorst,
+    Stochastic,
+)
+from propulate_hpo.propagators.cmaes import CMAES, ActiveCMA, BasicCMA
+from propulate_hpo.propagators.ga import (
+    CrossoverBlend,
+    CrossoverMultiPoint,
+    CrossoverUniform,
+    DefaultGenetic,
+    IntervalMutationNormal,
+    PointMutation,
+    RandomPointMutation,
+    default_chain,
+    default_propagator,
+)
+from propulate_hpo.propagators.nelder_mead import ParallelNelderMead
+from propulate_hpo.propagators.pso import (
+    BasicPSO,
+    CanonicalPSO,
+    ConstrictionPSO,
+    VelocityClampingPSO,
+)
+
+__all__ = [
+    "CMAES",
+    "ActiveCMA",
+    "BasicCMA",
+    "BasicPSO",
+    "CanonicalPSO",
+    "Compose",
+    "Conditional",
+    "ConstrictionPSO",
+    "CrossoverBlend",
+    "CrossoverMultiPoint",
+    "CrossoverUniform",
+    "DefaultGenetic",
+    "InitUniform",
+    "IntervalMutationNormal",
+    "ParallelNelderMead",
+    "PointMutation",
+    "Propagator",
+    "RandomPointMutation",
+    "SelectBest",
+    "SelectTournament",
+    "SelectUniform",
+    "SelectWorst",
+    "Stochastic",
+    "VelocityClampingPSO",
+    "default_chain",
+    "default_propagator",
+]

@@ -1,0 +1,202 @@
+"""Crash-safe checkpoints: resume, in-flight candidates, torn and corrupt files, kill -9."""
+
+import json
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from propulate_hpo import CheckpointError, SearchSpace, propulate
+from propulate_hpo.checkpoint import read_checkpoint
+
+SCRIPT = str(Path(__file__).with_name("checkpointed_run.py"))
+SPACE = {"x": (-5.12, 5.12), "y": (-5.12, 5.12)}
+
+
+def sphere(p):
+    return p["x"] ** 2 + p["y"] ** 2
+
+
+def records(directory: Path) -> list[dict]:
+    out = []
+    for path in sorted(directory.glob("worker-*.jsonl")):
+        data = path.read_text()
+        lines = data.split("\n")[:-1]  # a torn last line is not a record
+        out.extend(json.loads(line) for line in lines)
+    return out
+
+
+def check_nothing_lost_or_repeated(before: list[dict], after: list[dict], total: int) -> None:
+    """Every result written before the crash is kept; each candidate started and ended once."""
+    done = {(r["w"], r["g"]): r for r in after if r["e"] == "done"}
+    starts = Counter((r["w"], r["g"]) for r in after if r["e"] == "start")
+    assert len(done) == total == sum(r["e"] == "done" for r in after)  # none evaluated twice
+    assert set(starts) == set(done) and max(starts.values()) == 1
+    for r in before:
+        if r["e"] == "done":
+            assert done[(r["w"], r["g"])] == r  # nothing finished before the crash is lost
+    genes = [tuple(r["x"]) for r in after if r["e"] == "start"]
+    assert len(genes) == len(set(genes))  # and no duplicate candidates
+
+
+def test_resume_continues_where_the_run_stopped(tmp_path):
+    first = propulate(sphere, SPACE, generations=30, checkpoint_dir=tmp_path, seed=1)
+    before = records(tmp_path)
+    second = propulate(sphere, SPACE, generations=70, checkpoint_dir=tmp_path, seed=1)
+    assert first.n_evaluations == 30 and second.n_evaluations == 70
+    check_nothing_lost_or_repeated(before, records(tmp_path), 70)
+    assert set(second.history["generation"]) == set(range(70))
+    assert second.best_loss <= first.best_loss
+    # a finished run resumed with the same budget evaluates nothing new
+    third = propulate(sphere, SPACE, generations=70, checkpoint_dir=tmp_path, seed=1)
+    assert third.n_evaluations == 70 and len(records(tmp_path)) == 140
+
+
+def test_in_flight_candidate_is_evaluated_again_under_its_identity(tmp_path):
+    propulate(sphere, SPACE, generations=5, checkpoint_dir=tmp_path)
+    log = tmp_path / "worker-00000.jsonl"
+    with log.open("a") as f:  # the process died while evaluating generation 5
+        f.write(json.dumps({"e": "start", "w": 0, "g": 5, "i": 0, "x": [1.5, -2.0], "t": 0.0}))
+        f.write("\n")
+        f.write('{"e": "done", "w": 0, "g": 5, "lo')  # and was cut mid-write: a torn line
+    evaluated = []
+    result = propulate(
+        lambda p: evaluated.append(p) or sphere(p), SPACE, generations=8, checkpoint_dir=tmp_path
+    )
+    assert evaluated[0] == {"x": 1.5, "y": -2.0}  # the in-flight one first, once
+    assert len(evaluated) == 3 and result.n_evaluations == 8
+    row = result.history.query("generation == 5").iloc[0]
+    assert row["loss"] == pytest.approx(1.5**2 + 2.0**2)
+    state = read_checkpoint(tmp_path)
+    assert all(e.done for e in state.evaluations.values()) and len(state.evaluations) == 8
+
+
+def test_a_checkpoint_of_another_search_space_is_refused(tmp_path):
+    propulate(sphere, SPACE, generations=3, checkpoint_dir=tmp_path)
+    other = {"x": (-5.12, 5.12), "y": (-5.0, 5.0)}
+    with pytest.raises(CheckpointError, match="another search space"):
+        propulate(sphere, other, generations=3, checkpoint_dir=tmp_path)
+    log_only = tmp_path / "copy"
+    log_only.mkdir()
+    (log_only / "worker-00000.jsonl").write_bytes((tmp_path / "worker-00000.jsonl").read_bytes())
+    (log_only / "meta.json").write_text(
+        json.dumps({**json.loads((tmp_path / "meta.json").read_text()), "islands": 2})
+    )
+    with pytest.raises(CheckpointError, match="2 islands"):
+        propulate(sphere, SPACE, generations=3, checkpoint_dir=log_only)
+
+
+def test_corrupt_checkpoints_give_clear_errors(tmp_path):
+    propulate(sphere, SPACE, generations=4, checkpoint_dir=tmp_path)
+    log = tmp_path / "worker-00000.jsonl"
+    lines = log.read_text().split("\n")
+    lines[2] = "{not json"
+    log.write_text("\n".join(lines))
+    with pytest.raises(CheckpointError, match="line 3: corrupt"):
+        propulate(sphere, SPACE, generations=6, checkpoint_dir=tmp_path)
+    (tmp_path / "meta.json").write_text("{")
+    with pytest.raises(CheckpointError, match="not readable JSON"):
+        propulate(sphere, SPACE, generations=6, checkpoint_dir=tmp_path)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "meta.json").write_text(json.dumps({"schema": "something/else"}))
+    with pytest.raises(CheckpointError, match="not a propulate-hpo checkpoint"):
+        propulate(sphere, SPACE, generations=6, checkpoint_dir=wrong)
+
+
+def test_checkpoint_format_is_json_lines_not_pickle(tmp_path):
+    propulate(sphere, SearchSpace(SPACE), generations=3, checkpoint_dir=tmp_path)
+    kinds = [r["e"] for r in records(tmp_path)]
+    assert kinds == ["start", "done"] * 3
+    assert json.loads((tmp_path / "meta.json").read_text())["space"]["x"]["type"] == "float"
+
+
+def _kill_after(process, directory: Path, done_lines: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sum(r["e"] == "done" for r in records(directory)) >= done_lines:
+            break
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed:\n{process.stdout.read()}")
+        time.sleep(0.05)
+    else:
+        pytest.fail("the run made no progress")
+    import os
+
+    os.killpg(process.pid, signal.SIGKILL)  # kill -9 the whole launch: mpiexec and every rank
+    process.wait(timeout=30)
+
+
+def _finish(launch, directory: Path, generations: int, ranks: int | None) -> str:
+    process = launch([SCRIPT, str(directory), str(generations), "0.003"], ranks)
+    out, _ = process.communicate(timeout=240)
+    assert process.returncode == 0, out
+    return out
+
+
+@pytest.mark.parametrize("ranks", [None, 4], ids=["serial", "mpiexec-n-4"])
+def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path, ranks, launch):
+    generations = 60
+    process = launch([SCRIPT, str(tmp_path), str(generations), "0.003"], ranks)
+    _kill_after(process, tmp_path, done_lines=40)
+    before = records(tmp_path)
+    in_flight = {(r["w"], r["g"]) for r in before if r["e"] == "start"} - {
+        (r["w"], r["g"]) for r in before if r["e"] == "done"
+    }
+    workers = ranks or 1
+    assert sum(r["e"] == "done" for r in before) < generations * workers  # it was mid-run
+    out = _finish(launch, tmp_path, generations, ranks)
+    assert f"done {generations * workers} " in out
+    check_nothing_lost_or_repeated(before, records(tmp_path), generations * workers)
+    done = {(r["w"], r["g"]) for r in records(tmp_path) if r["e"] == "done"}
+    assert in_flight <= done  # the candidates in flight at the crash were evaluated after all
+
+
+def test_resume_with_another_number_of_ranks(tmp_path, launch):
+    """4 ranks are killed; the run resumes on 2: workers 2 and 3's in-flight work is adopted."""
+    process = launch([SCRIPT, str(tmp_path), "40", "0.003"], 4)
+    _kill_after(process, tmp_path, done_lines=30)
+    before = records(tmp_path)
+    out = _finish(launch, tmp_path, 50, 2)
+    after = records(tmp_path)
+    done = Counter(r["w"] for r in after if r["e"] == "done")
+    # workers 0 and 1 went on to 50 candidates each; 2 and 3 kept what they had finished
+    assert done[0] == 50 and done[1] == 50
+    in_flight = {(r["w"], r["g"]) for r in before if r["e"] == "start"} - {
+        (r["w"], r["g"]) for r in before if r["e"] == "done"
+    }
+    total = (
+        100
+        + sum(1 for r in before if r["e"] == "done" and r["w"] >= 2)
+        + sum(1 for w, _ in in_flight if w >= 2)
+    )
+    check_nothing_lost_or_repeated(before, after, total)
+    assert f"done {total} " in out
+    losses = np.array([r["loss"] for r in after if r["e"] == "done"])
+    assert np.isfinite(losses).all()
+
+
+def test_resume_restores_the_early_stopping_baseline(tmp_path):
+    from propulate_hpo import BestAtStep, Propulator
+
+    def training(p):
+        loss = 10.0
+        for _ in range(6):
+            loss *= 1 - p["rate"]
+            yield loss
+
+    space = {"rate": (0.01, 0.9)}
+    first = propulate(
+        training, space, generations=15, checkpoint_dir=tmp_path, surrogate=BestAtStep(0.1)
+    )
+    resumed = Propulator(
+        training, space, generations=25, checkpoint_dir=tmp_path, surrogate=BestAtStep(0.1)
+    )
+    result = resumed.run()
+    assert resumed.surrogate.curves == 25  # 15 read back from the logs, 10 new ones
+    best_curve = 10.0 * np.cumprod(np.full(6, 1 - first.history["rate"].max()))
+    assert np.all(resumed.surrogate.best <= best_curve + 1e-12)
+    steps = result.history.set_index("generation")["steps"]
+    assert (steps.loc[:14] == first.history.set_index("generation")["steps"]).all()
