@@ -32,15 +32,19 @@ def test_full_demo_beats_persistence(tmp_path):
     assert record.wall_time_s < 180
 
 
-def test_evaluate_and_benchmark_commands(tmp_path, capsys):
-    assert main(["demo", "--output", str(tmp_path), "--quick", "--threads", "1"]) == 0
+def test_evaluate_and_benchmark_commands(tmp_path, capsys, monkeypatch):
+    # Relative paths at training time; evaluation from another directory still finds the data.
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--output", "first", "--quick", "--threads", "1"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     out = tmp_path / "again"
     assert (
         main(
             [
                 "evaluate",
                 "--run",
-                str(tmp_path / "run"),
+                "../first/run",
                 "--output",
                 str(out),
                 "--leads",

@@ -242,11 +242,14 @@ def run(args: argparse.Namespace) -> int:
 def _print_skill(table: dict[str, Any]) -> None:
     print(f"lead times [h]: {table['leads_h']}  ({table['n_forecasts']} forecasts)")
     for name in table["channels"]:
-        cells = [
-            f"{kind[:4]} {' '.join(f'{x:.3g}' for x in table[kind][name]['rmse'])}"
-            for kind in ("model", "persistence", "climatology")
-        ]
-        print(f"{name:>6} RMSE  " + " | ".join(cells))
+        for score, kinds in (
+            ("rmse", ("model", "persistence", "climatology")),
+            ("acc", ("model", "persistence")),
+        ):
+            cells = [
+                f"{kind} {' '.join(f'{x:.3g}' for x in table[kind][name][score])}" for kind in kinds
+            ]
+            print(f"{name:>6} {score.upper():<4} " + " | ".join(cells))
 
 
 def _print_bench(results: list[dict[str, Any]]) -> None:

@@ -25,7 +25,8 @@ Example ``run.toml``::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -62,6 +63,21 @@ class DataConfig:
     def variables(self) -> Variables:
         return Variables(
             tuple(self.pressure), tuple(self.levels), tuple(self.surface), tuple(self.static)
+        )
+
+    def absolute(self) -> DataConfig:
+        """The same with absolute paths, so a run directory works from any directory."""
+
+        def absolute(path: str | list[str]) -> str | list[str]:
+            if isinstance(path, (list, tuple)):
+                return [os.path.abspath(p) for p in path]
+            return os.path.abspath(path) if path else path
+
+        return replace(
+            self,
+            path=absolute(self.path),
+            static_path=absolute(self.static_path),
+            stats_path=absolute(self.stats_path),
         )
 
     def lead_steps(self, interval_s: int) -> int:

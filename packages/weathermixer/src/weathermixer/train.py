@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,7 @@ def train(
 ) -> RunRecord | None:
     """Train (or resume) a run; returns the run record on rank 0 (None elsewhere)."""
     comm = comm or get_comm()
+    cfg = replace(cfg, data=cfg.data.absolute())
     store, model_cfg, lead = prepare(cfg, comm)
     out = Path(cfg.output)
     rank0 = comm.Get_rank() == 0
