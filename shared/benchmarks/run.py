@@ -93,9 +93,8 @@ def main() -> None:
     machine = f"{cpu_model()}, {cpu_count()} logical CPUs, {platform.system()}"
     wall_diff, wall_noise = statistics.median(wall) - 1, statistics.median(noise)
     verdict = (
-        "The wall-time difference is within the run-to-run noise of this machine (other "
-        "processes were running), so it cannot resolve the meter's cost; the meter's own "
-        "accounted cost in the table can."
+        "The wall-time difference is within the run-to-run noise of this machine, so it "
+        "cannot resolve the meter's cost; the meter's own accounted cost in the table can."
         if abs(wall_diff) <= wall_noise
         else "The wall-time difference exceeds the run-to-run noise."
     )
