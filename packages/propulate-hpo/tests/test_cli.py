@@ -159,4 +159,13 @@ def test_mpiexec_n_4_propulate_hpo_run_works(tmp_path, launch):
     migration = record["metrics"]["migration"]
     assert migration["0"]["emigrants"] > 0 and migration["1"]["immigrants"] > 0
     assert printed.count("240 evaluations") == 1  # rank 0 prints, the others do not
+    assert "warning" not in printed
     assert sys.executable  # the launch used this environment's Python
+
+
+def test_islands_without_migration_get_a_warning(tmp_path, launch):
+    argv = ["-m", "propulate_hpo", "run", "--function", "sphere", "--islands", "2"]
+    process = launch([*argv, "--generations", "4", "--output", str(tmp_path)], ranks=2)
+    printed, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, printed
+    assert printed.count("never exchange candidates") == 1

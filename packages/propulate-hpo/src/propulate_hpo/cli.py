@@ -95,6 +95,13 @@ def run(config: RunConfig, comm: Any = None) -> Any:
         surrogate=surrogate,
         comm=comm,
     )
+    n_islands = islands if isinstance(islands, int) else len(islands)
+    if n_islands > 1 and config.migration_probability == 0.0 and comm.Get_rank() == 0:
+        print(
+            f"propulate-hpo: warning: {n_islands} islands with migration probability 0 never "
+            "exchange candidates (set --migration-probability)",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     with EnergyMeter(comm) as meter:
         result = propulator.run()
