@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,22 +19,13 @@ from shared_hpc import (
 pytestmark = pytest.mark.mpi(ranks=4)
 
 
-@pytest.fixture
-def shared_dir(comm):
-    """One temporary directory for all ranks (each rank's pytest has its own tmp_path)."""
-    path = comm.bcast(tempfile.mkdtemp(prefix="shared-hpc-mpi-") if comm.rank == 0 else None)
-    yield Path(path)
-    comm.barrier()
-    if comm.rank == 0:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def test_world_and_rank_info(comm):
+def test_world_and_rank_info(comm, shared_dir):
     assert comm.Get_size() == 4
     info = rank_info(comm)
     assert info.rank == comm.Get_rank() and info.size == 4
     assert info.num_nodes == 1 and info.local_size == 4 and info.local_rank == info.rank
     assert comm.allgather(info.hostname) == [info.hostname] * 4
+    assert comm.allgather(str(shared_dir)) == [str(shared_dir)] * 4 and shared_dir.is_dir()
 
 
 def test_split_by_color_and_by_node(comm):

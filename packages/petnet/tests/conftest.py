@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
-from petnet.scanner import Scanner, preset
-from petnet.sim import SimulationConfig, Source, WaterCylinder, simulate
+from petnet.demo import demo_simulation
+from petnet.scanner import Scanner
+from petnet.sim import simulate
 from petnet.singles import Singles
 
 
@@ -13,24 +14,14 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pyparsing.*")
 
 
-def phantom(seed: int, duration_s: float, activity_bq: float = 5e7) -> SimulationConfig:
-    return SimulationConfig(
-        scanner=preset("small"),
-        sources=(Source(kind="cylinder", activity_bq=activity_bq, radius_mm=20.0, length_mm=16.0),),
-        water=WaterCylinder(radius_mm=20.0, length_mm=16.0),
-        duration_s=duration_s,
-        seed=seed,
-    )
-
-
 @pytest.fixture(scope="session")
 def train_singles() -> Singles:
-    return simulate(phantom(seed=1, duration_s=3e-3))
+    return simulate(demo_simulation(seed=1, duration_s=3e-3))
 
 
 @pytest.fixture(scope="session")
 def test_singles() -> Singles:
-    return simulate(phantom(seed=2, duration_s=1e-3))
+    return simulate(demo_simulation(seed=2, duration_s=1e-3))
 
 
 @pytest.fixture

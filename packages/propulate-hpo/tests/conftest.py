@@ -6,24 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-
-from shared_hpc import get_comm
-
-
-@pytest.fixture
-def shared_dir():
-    """A fresh directory that is the same on every rank (rank 0 creates it)."""
-    comm = get_comm()
-    path = tempfile.mkdtemp(prefix="propulate-hpo-") if comm.Get_rank() == 0 else None
-    path = Path(comm.bcast(path, root=0))
-    yield path
-    comm.barrier()
-    if comm.Get_rank() == 0:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def mpiexec() -> str:

@@ -3,16 +3,12 @@ see."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 from weathermixer.model import ModelConfig
-
-from shared_hpc import get_comm
 
 
 def era5_like(
@@ -85,15 +81,3 @@ def tiny_cfg() -> ModelConfig:
         depth=2,
         seed=3,
     )
-
-
-@pytest.fixture
-def shared_dir():
-    """A fresh directory that is the same on every rank (rank 0 creates it)."""
-    comm = get_comm()
-    path = tempfile.mkdtemp(prefix="weathermixer-") if comm.Get_rank() == 0 else None
-    path = Path(comm.bcast(path, root=0))
-    yield path
-    comm.barrier()
-    if comm.Get_rank() == 0:
-        shutil.rmtree(path, ignore_errors=True)

@@ -10,14 +10,18 @@
   failed, every rank reports the test as failed (naming the failing ranks). If a rank does not
   arrive within ``--mpi-sync-timeout`` seconds, it is stuck in a collective that a failed rank
   left, so the job is aborted with a message instead of hanging until the batch limit.
-- Fixture ``comm``: :func:`shared_hpc.get_comm`.
+- Fixtures ``comm`` (:func:`shared_hpc.get_comm`) and ``shared_dir`` (one fresh directory that
+  every rank sees, for files that ranks exchange).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +163,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 def comm() -> Any:
     """The communicator of this test run (mpi4py's COMM_WORLD under mpiexec, else serial)."""
     return get_comm()
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A fresh directory that is the same on every rank (rank 0 creates and removes it)."""
+    comm = get_comm()
+    path = tempfile.mkdtemp(prefix="shared-hpc-test-") if comm.Get_rank() == 0 else None
+    path = Path(comm.bcast(path, root=0))
+    yield path
+    comm.barrier()
+    if comm.Get_rank() == 0:
+        shutil.rmtree(path, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from propulate_hpo.propagators import (
     CMAES,
@@ -28,16 +28,7 @@ PropagatorName = Literal[
     "cma-active",
     "nelder-mead",
 ]
-PROPAGATORS = (
-    "ga",
-    "pso",
-    "pso-clamping",
-    "pso-constriction",
-    "pso-canonical",
-    "cma",
-    "cma-active",
-    "nelder-mead",
-)
+PROPAGATORS: tuple[str, ...] = get_args(PropagatorName)
 
 
 @dataclass
