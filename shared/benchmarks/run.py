@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 
 from shared_hpc.energy import EnergyMeter
 from shared_hpc.hardware import cpu_count, cpu_model
-from shared_hpc.records import write_text_atomic
+from shared_hpc.records import replace_marked_block, write_text_atomic
 
 HERE = Path(__file__).resolve().parent.parent
 FIRST_USE = """
@@ -125,11 +124,7 @@ def main() -> None:
         "Written by `benchmarks/run.py`; do not edit by hand.\n\n"
         "## EnergyMeter overhead\n\n" + table + "\n",
     )
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    block = f"<!-- overhead:start -->\n{table}\n<!-- overhead:end -->"
-    new = re.sub(r"<!-- overhead:start -->.*?<!-- overhead:end -->", block, text, flags=re.S)
-    write_text_atomic(readme, new)
+    replace_marked_block(HERE / "README.md", "overhead", table)
     print(table)
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared_hpc import RunRecord, environment_info, write_json_atomic, write_text_atomic
+from shared_hpc import (
+    RunRecord,
+    environment_info,
+    replace_marked_block,
+    write_json_atomic,
+    write_text_atomic,
+)
 from shared_hpc.energy import EnergyReport, NodeReading
 
 HEADLINE = {"name": "MSE", "value": 0.5, "unit": "", "paper": 0.4, "higher_is_better": False}
@@ -169,3 +175,15 @@ records.write_json_atomic({str(target)!r}, {{"generation": 2, "payload": "x" * 1
     leftovers = [p for p in tmp_path.iterdir() if p != target]
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".results.json.")
     assert 0 < leftovers[0].stat().st_size < 100000  # the half-written data never became the file
+
+
+def test_replace_marked_block_keeps_the_prose_around_it(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\noutro\n")
+    replace_marked_block(path, "headline", "new 1.5x\n")
+    assert (
+        path.read_text()
+        == "intro\n<!-- headline:start -->\nnew 1.5x\n<!-- headline:end -->\noutro\n"
+    )
+    with pytest.raises(ValueError, match="lacks the markers <!-- other:start -->"):
+        replace_marked_block(path, "other", "x")

@@ -34,7 +34,12 @@ from petnet.singles import Singles
 from petnet.spikes import EncodingConfig
 from petnet.train import PETNetConfig, TrainConfig, train
 
-from shared_hpc import environment_info, write_json_atomic, write_text_atomic
+from shared_hpc import (
+    environment_info,
+    replace_marked_block,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 HERE = Path(__file__).resolve().parent
 PAPER_F1 = 0.952
@@ -464,17 +469,6 @@ def headline(report: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, text: str) -> None:
-    """Replace the block between the benchmark-headline markers of the README."""
-    start, end = "<!-- benchmark-headline:start -->", "<!-- benchmark-headline:end -->"
-    readme = path.read_text()
-    if start not in readme or end not in readme:
-        raise ValueError(f"{path} lacks the benchmark-headline markers")
-    before, rest = readme.split(start, 1)
-    after = rest.split(end, 1)[1]
-    write_text_atomic(path, f"{before}{start}\n{text}\n{end}{after}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script")
@@ -495,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown_only:
         report = json.loads((args.work / "results.json").read_text())
         write_text_atomic(args.output, markdown(report))
-        update_readme(args.output.parent / "README.md", headline(report))
+        replace_marked_block(
+            args.output.parent / "README.md", "benchmark-headline", headline(report)
+        )
         return 0
     torch.set_num_threads(args.threads)
     cases = {"small": SMALL, "clinical": CLINICAL}
@@ -517,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         report["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         write_json_atomic(args.work / "results.json", report)
     write_text_atomic(args.output, markdown(report))
-    update_readme(args.output.parent / "README.md", headline(report))
+    replace_marked_block(args.output.parent / "README.md", "benchmark-headline", headline(report))
     log(f"wrote {args.output} and the README headline")
     return 0
 

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from shared_hpc import replace_marked_block
+
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent
 MPIEXEC = str(Path(sys.executable).with_name("mpiexec"))
@@ -422,14 +424,6 @@ def headline(data: dict) -> str:
     return " ".join(parts)
 
 
-def update_readme(path: Path, text: str) -> None:
-    start, end = "<!-- benchmark-headline:start -->", "<!-- benchmark-headline:end -->"
-    readme = path.read_text()
-    if start in readme and end in readme:
-        head, rest = readme.split(start, 1)
-        path.write_text(f"{head}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run to check the scripts")
@@ -445,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_results:
         data = json.loads((HERE / "results.json").read_text())
         write_markdown(data, args.output)
-        update_readme(PACKAGE / "README.md", headline(data))
+        replace_marked_block(PACKAGE / "README.md", "benchmark-headline", headline(data))
         print(f"wrote {args.output} and the README headline from benchmarks/results.json")
         return 0
     from common import FUNCTIONS
@@ -518,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     (HERE / "results.json").write_text(json.dumps(data, indent=1))
     write_markdown(data, args.output)
     if not args.quick:
-        update_readme(PACKAGE / "README.md", headline(data))
+        replace_marked_block(PACKAGE / "README.md", "benchmark-headline", headline(data))
     print(f"wrote {args.output}")
     return 0
 

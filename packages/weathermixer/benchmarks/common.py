@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from shared_hpc import replace_marked_block
 from shared_hpc.hardware import cpu_count, cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,15 +102,7 @@ def update_readme() -> None:
         "\n".join(lines)
         + "\n\nDetails, machines and the communication model: [BENCHMARKS.md](BENCHMARKS.md).\n"
     )
-    readme = ROOT / "README.md"
-    old = readme.read_text()
-    new = re.sub(
-        r"(<!-- headline:start -->\n).*?(<!-- headline:end -->)",
-        lambda mt: mt.group(1) + text + mt.group(2),
-        old,
-        flags=re.S,
-    )
-    readme.write_text(new)
+    replace_marked_block(ROOT / "README.md", "headline", text)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -26,7 +26,13 @@ from shared_hpc.mpi import (
     split_by_color,
     split_by_node,
 )
-from shared_hpc.records import RunRecord, environment_info, write_json_atomic, write_text_atomic
+from shared_hpc.records import (
+    RunRecord,
+    environment_info,
+    replace_marked_block,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 __all__ = [
     "Comm",
@@ -46,6 +52,7 @@ __all__ = [
     "load_config",
     "rank0_print",
     "rank_info",
+    "replace_marked_block",
     "run_demos",
     "seed_everything",
     "split_by_color",

@@ -40,6 +40,22 @@ _HEADLINE_KEYS = {"name", "value", "unit", "paper", "higher_is_better"}
 _DEFAULT_PACKAGES = ("shared-hpc", "numpy", "torch", "mpi4py", "codecarbon")
 
 
+def replace_marked_block(path: str | os.PathLike[str], name: str, text: str) -> Path:
+    """Replace what stands between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``.
+
+    How benchmark scripts keep the generated figures of a README or BENCHMARKS.md in sync
+    without touching the prose around them; written atomically.
+    """
+    path = Path(path)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    old = path.read_text(encoding="utf-8")
+    if start not in old or end not in old.split(start, 1)[1]:
+        raise ValueError(f"{path} lacks the markers {start} ... {end}")
+    before, rest = old.split(start, 1)
+    after = rest.split(end, 1)[1]
+    return write_text_atomic(path, f"{before}{start}\n{text.strip()}\n{end}{after}")
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` so that ``path`` holds either the old or the complete new content.
 
