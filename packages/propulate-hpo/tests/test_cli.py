@@ -1,5 +1,4 @@
 import json
-import sys
 
 import pytest
 from propulate_hpo.cli import main
@@ -155,12 +154,11 @@ def test_mpiexec_n_4_propulate_hpo_run_works(tmp_path, launch):
     assert process.returncode == 0, printed
     record = json.loads((out / "results.json").read_text())
     assert record["metrics"]["evaluations"] == 240
-    assert record["environment"]["mpi_size"] == 4 or record["config"]["islands"] == 2
+    assert record["environment"]["mpi_size"] == 4 and record["config"]["islands"] == 2
     migration = record["metrics"]["migration"]
     assert migration["0"]["emigrants"] > 0 and migration["1"]["immigrants"] > 0
     assert printed.count("240 evaluations") == 1  # rank 0 prints, the others do not
     assert "warning" not in printed
-    assert sys.executable  # the launch used this environment's Python
 
 
 def test_islands_without_migration_get_a_warning(tmp_path, launch):
