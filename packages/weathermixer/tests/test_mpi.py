@@ -1,6 +1,7 @@
-"""Jigsaw under mpiexec -n 4: the same outputs and gradients as the single-process model,
-memory 1/P per rank, counted bytes equal to the communication model, training end to end
-through the CLI, resume on the same and on another grid.
+"""Jigsaw under mpiexec -n 4: the same outputs and gradients as the single-process model (in
+float32, and under bf16 autocast as accurate as it), memory 1/P per rank, counted bytes equal
+to the communication model, training end to end through the CLI, resume on the same and on
+another grid.
 
 Run with ``mpiexec -n 4 python -m pytest -m mpi packages/weathermixer/tests``.
 """
@@ -103,6 +104,47 @@ def test_jigsaw_matches_single_process_model(tiny_cfg, grid):
             assert counted == {k: v for k, v in model.items() if v}
         else:  # DDP's own all-reduce is not counted here; loss and norm are
             assert set(counted) <= {"replica"}
+
+
+def _max_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize("grid", ["2x2", "1x4"])
+def test_jigsaw_under_bf16_autocast_is_as_accurate_as_the_single_process_model(tiny_cfg, grid):
+    """The bf16 path (what a GPU runs by default) on CPU: weights and activations travel in
+    bf16, byte for byte as the communication model says, and outputs and gradients are as
+    close to float32 as the single-process model's own bf16 run."""
+    cfg = tiny_cfg
+    exact_pred, exact_grads, _ = _reference(cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        single_pred, single_grads, _ = _reference(cfg)
+    states, extras, targets, weights, scale = _inputs(cfg)
+    spec = GridSpec.parse(grid)
+    with torch_distributed(get_comm()):
+        pgrid = ProcessGrid.create(spec, cfg)
+        engine = Engine(cfg, pgrid, torch.device("cpu"))
+        shard = engine.shard
+        engine.model.residual_scale.copy_(scale[list(shard.state)])
+        state_ix, extra_ix = list(shard.state), list(shard.extra)
+        part = (slice(None), slice(None), state_ix, shard.rows)
+        with count_bytes() as counter:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                pred = engine.rollout(states[part], extras[:, :, extra_ix, shard.rows])
+                loss = engine.local_loss(pred, targets[part], weights[state_ix, shard.rows], BATCH)
+            loss.backward()
+            engine.sync_and_clip(0.0)
+            engine.global_loss(loss)
+        grads = engine.model.assemble({n: p.grad for n, p in engine.named_shards()})
+        assert pred.dtype == torch.float32
+        error = _max_error(pred, exact_pred[part])
+        single_error = _max_error(single_pred[part], exact_pred[part])
+        assert 1e-4 < error <= 2 * single_error + 1e-3, (error, single_error)
+        for name, g in exact_grads.items():
+            error, single_error = _max_error(grads[name], g), _max_error(single_grads[name], g)
+            assert error <= 2 * single_error + 1e-3 * g.abs().max().item(), name
+        model = jigsaw_bytes(cfg, spec, 1, pgrid.d, pgrid.m, BATCH, 2, ROLLOUT, "gloo")
+        assert counter.by_group() == {k: v for k, v in model.items() if v}
 
 
 def test_statistics_from_shards_equal_serial(write_nc, make_era5, shared_dir):

@@ -91,14 +91,16 @@ def test_corrupt_or_missing_checkpoints_are_refused(write_nc, make_era5, tmp_pat
         checkpoint.latest(out / "checkpoints")
 
 
-def test_training_lowers_the_loss(write_nc, make_era5, tmp_path):
-    """On fields that are a pure shift of the previous state the loss must fall quickly."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_lowers_the_loss(write_nc, make_era5, tmp_path, precision):
+    """On fields that are a pure shift of the previous state the loss must fall quickly, in
+    float32 and under bf16 autocast (the GPU default, run here on the CPU)."""
     ds = make_era5(times=64, nlat=8)
     for name in ("z", "t", "u", "v", "t2m", "u10", "v10", "msl"):
         base = ds[name].values[0]
         ds[name].values[:] = np.stack([np.roll(base, k, axis=-1) for k in range(64)])
     data = write_nc(ds)
-    record = train(_cfg(data, tmp_path / "run", 30, lr=3e-3), progress=None)
+    record = train(_cfg(data, tmp_path / "run", 30, lr=3e-3, precision=precision), progress=None)
     log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     losses = [float(line.split('"loss": ')[1].split(",")[0]) for line in log if '"loss"' in line]
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
