@@ -11,7 +11,7 @@ import numpy as np
 
 from propulate_hpo.population import Row
 
-TAG_RESULT = 11  # evaluated individuals (one or a batch), to the island's other workers
+TAG_RESULT = 11  # an evaluated individual, to the island's other workers
 TAG_MIGRANTS = 12  # emigrants (migration) or copies (pollination), to another island
 TAG_DEACTIVATE = 13  # (worker, generation, version) triples to deactivate on the island
 TAG_IN_FLIGHT = 14  # genes of a candidate a worker starts (so its peers do not breed it too)
@@ -59,16 +59,6 @@ def decode_row(data: np.ndarray, dim: int) -> tuple[Row, np.ndarray]:
     )
     n_curve = int(h[9])
     return row, data[HEADER + dim : HEADER + dim + n_curve]
-
-
-def decode_results(data: np.ndarray, dim: int) -> list[tuple[Row, np.ndarray]]:
-    """Rows and curves of a message holding one or more encoded results back to back."""
-    out, offset = [], 0
-    while offset < len(data):
-        length = HEADER + dim + int(data[offset + 9])
-        out.append(decode_row(data[offset : offset + length], dim))
-        offset += length
-    return out
 
 
 def encode_rows(rows: list[Row]) -> np.ndarray:

@@ -43,8 +43,7 @@ _GO, _STOP = 1.0, 0.0
 _BREED_TRIES = 64  # breeds before falling back to random candidates to avoid a duplicate
 _RANDOM_TRIES = 1000
 _ANNOUNCE_ABOVE_S = 1e-3  # evaluations longer than this announce the next candidate in flight
-_BATCH_BELOW_S = 1e-3  # results of evaluations shorter than this are batched for up to this long
-_BATCH_ROWS = 32  # ... and at most this many
+_AHEAD = 2  # evaluations a worker may run ahead of its peers' average before yielding its core
 _PROBE_MISSES = 3  # probes in a row that find nothing before a drain ends
 
 LossFunction = Callable[..., Any]
@@ -232,11 +231,10 @@ class Propulator:
         self.own: list[Evaluation] = []
         self.sent_to = np.zeros(layout.n_workers, dtype=np.int64)
         self.received = 0
+        self.heard = 0  # results received from the island's other workers
         self.requests: deque[tuple[Any, np.ndarray]] = deque()
         self.emigrants = self.immigrants = self.replaced = 0
         self._announce_in_flight = True
-        self._outbox: list[np.ndarray] = []  # encoded results not yet sent to the peers
-        self._outbox_since = time.monotonic()
         self.writer: WorkerLog | None = None
         self._mpi = None
         if layout.n_workers > 1:
@@ -266,8 +264,6 @@ class Propulator:
         finally:
             if layout.ranks_per_worker > 1:
                 self._announce(None)
-        if self._mpi is not None:
-            self._flush()
         self._final_sync()
         wall = time.perf_counter() - started
         if self.writer is not None:
@@ -306,6 +302,13 @@ class Propulator:
             self._maybe_emigrate()
             self._test_sends()
             done += 1
+            # Ranks sharing cores (a laptop, an oversubscribed node) run in scheduler slices: a
+            # rank far ahead of its peers breeds from little but its own results, and on cheap
+            # functions the best loss suffers. Yielding lets the peers catch up; with a core
+            # per rank it is one cheap system call.
+            peers = len(self.layout.peers)
+            if peers and done * peers > self.heard + _AHEAD * peers:
+                os.sched_yield()
             if self.log_every and done % self.log_every == 0:
                 best = self.population.best(1)
                 self.log.info(
@@ -384,16 +387,10 @@ class Propulator:
             curve = np.array(ev.curve)
             self.surrogate.add_curve(curve)
         if layout.peers:
-            self._outbox.append(messages.encode_row(row, curve))
-            now = time.monotonic()
-            # cheap evaluations share a message (fewer, larger messages, at most ~1 ms late);
-            # anything slower goes out at once
-            if (
-                ev.duration >= _BATCH_BELOW_S
-                or len(self._outbox) >= _BATCH_ROWS
-                or now - self._outbox_since >= _BATCH_BELOW_S
-            ):
-                self._flush()
+            # every result goes out at once, so that the peers breed from the freshest population
+            data = messages.encode_row(row, curve)
+            for peer in layout.peers:
+                self._send(peer, messages.TAG_RESULT, data)
 
     def _run_generator(self, gen: Iterator[Any], ev: Evaluation) -> None:
         """Step a generator loss, letting the surrogate cancel it after each yield."""
@@ -461,15 +458,6 @@ class Propulator:
             comm.allreduce(failed)
 
     # -- messages -----------------------------------------------------------------------------
-    def _flush(self) -> None:
-        """Send the buffered results to the island's other workers, as one array."""
-        if self._outbox:
-            data = np.concatenate(self._outbox)
-            for peer in self.layout.peers:
-                self._send(peer, messages.TAG_RESULT, data)
-            self._outbox.clear()
-        self._outbox_since = time.monotonic()
-
     def _send(self, worker: int, tag: int, data: np.ndarray) -> None:
         request = self.comm.Isend([data, self._mpi.DOUBLE], dest=worker, tag=tag)
         self.requests.append((request, data))  # the buffer must live until the send completes
@@ -512,13 +500,14 @@ class Propulator:
     def _handle(self, tag: int, data: np.ndarray) -> None:
         population = self.population
         if tag == messages.TAG_RESULT:
-            for row, curve in messages.decode_results(data, self.space.dim):
-                self.island_done += 1
-                self.peers_in_flight.discard(row.genes.tobytes())
-                if row.key not in population.rows_by_key:
-                    population.add(row)
-                    if self.surrogate is not None and len(curve):
-                        self.surrogate.add_curve(curve)
+            row, curve = messages.decode_row(data, self.space.dim)
+            self.heard += 1
+            self.island_done += 1
+            self.peers_in_flight.discard(row.genes.tobytes())
+            if row.key not in population.rows_by_key:
+                population.add(row)
+                if self.surrogate is not None and len(curve):
+                    self.surrogate.add_curve(curve)
         elif tag == messages.TAG_IN_FLIGHT:
             population.seen.add(data.tobytes())
             self.peers_in_flight.add(data.tobytes())
