@@ -288,8 +288,13 @@ def write_markdown(data: dict, path: Path) -> None:
         ),
         "",
         f"{WORKERS} workers each (MPI ranks for the two Propulates, processes for Optuna and "
-        f"the DEAP pool), seeds {cfg['seeds']} (Optuna: {cfg['optuna_seeds']}, it is slow), "
-        "medians over seeds. Optuna runs only at the smaller budget, and with SQLite only on "
+        "the DEAP pool), medians over seeds: "
+        + ", ".join(
+            f"{n} seeds at {WORKERS} x {budget}" if budget != "sleep" else f"{n} with uneven times"
+            for budget, n in cfg["seeds"].items()
+        )
+        + f" (Optuna: seeds {cfg['optuna_seeds']}, it is slow); the best loss of one "
+        "seed spreads over orders of magnitude, so the quality comparison needs many. Optuna runs only at the smaller budget, and with SQLite only on "
         f"{', '.join(cfg['sqlite_functions'])} (one such run takes one to four minutes here, "
         "and the whole benchmark is kept to about half an hour). *wall*: from all workers "
         "ready to all done (no interpreter start-up or imports); *overhead / eval*: "
@@ -427,7 +432,11 @@ def headline(data: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run to check the scripts")
-    parser.add_argument("--seeds", type=int, default=8, help="seeds of the fast optimizers")
+    parser.add_argument(
+        "--seeds", type=int, default=24, help="seeds at 4 x 250 (the run-to-run spread is large)"
+    )
+    parser.add_argument("--long-seeds", type=int, default=12, help="seeds at 4 x 1000")
+    parser.add_argument("--sleep-seeds", type=int, default=8, help="seeds with uneven times")
     parser.add_argument("--optuna-seeds", type=int, default=3, help="seeds of Optuna (slow)")
     parser.add_argument("--output", type=Path, default=PACKAGE / "BENCHMARKS.md")
     parser.add_argument(
@@ -445,15 +454,19 @@ def main(argv: list[str] | None = None) -> int:
     from common import FUNCTIONS
 
     functions = FUNCTIONS[:2] if args.quick else FUNCTIONS
-    seeds = list(range(1 if args.quick else args.seeds))
-    optuna_seeds = seeds[: 1 if args.quick else args.optuna_seeds]
+    seeds, long_seeds, sleep_seeds, optuna_seeds = (
+        [1, 1, 1, 1]
+        if args.quick
+        else [args.seeds, args.long_seeds, args.sleep_seeds, args.optuna_seeds]
+    )
+    optuna_seeds = list(range(optuna_seeds))
     sqlite_functions = functions[:SQLITE_FUNCTIONS]
     budgets = (
-        [(40, CHEAP_OPTIMIZERS)]
+        [(40, CHEAP_OPTIMIZERS, seeds)]
         if args.quick
         else [
-            (250, CHEAP_OPTIMIZERS),
-            (1000, ["propulate-hpo", "propulate 1.2.2", "deap-sync-ga"]),
+            (250, CHEAP_OPTIMIZERS, seeds),
+            (1000, ["propulate-hpo", "propulate 1.2.2", "deap-sync-ga"], long_seeds),
         ]
     )
     sleep_functions = ["sphere"] if args.quick else ["sphere", "rastrigin"]
@@ -462,10 +475,10 @@ def main(argv: list[str] | None = None) -> int:
     busy = os.getloadavg()[0] > 1.0
     info = machine()
     tables = []
-    for evals, optimizers in budgets:
+    for evals, optimizers, n_seeds in budgets:
         runs = []
         for function in functions:
-            for seed in seeds:
+            for seed in range(n_seeds):
                 for optimizer in optimizers:
                     if optimizer.startswith("optuna") and seed not in optuna_seeds:
                         continue
@@ -481,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         tables.append((evals, runs, optimizers))
     sleep_runs = []
     for function in sleep_functions:
-        for seed in seeds:
+        for seed in range(sleep_seeds):
             for optimizer in SLEEP_OPTIMIZERS:
                 run = measure(optimizer, function, sleep_evals, seed, sleep=0.02)
                 sleep_runs.append(run)
@@ -497,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "busy": busy,
         "config": {
-            "seeds": seeds,
+            "seeds": {str(evals): n for evals, _, n in budgets} | {"sleep": sleep_seeds},
             "optuna_seeds": optuna_seeds,
             "sqlite_functions": sqlite_functions,
             "functions": functions,
