@@ -1,6 +1,6 @@
 """Benchmark propulate-hpo against upstream Propulate, Optuna and DEAP; writes BENCHMARKS.md.
 
-    python benchmarks/run.py                 # the full set (about half an hour on 2 cores)
+    python benchmarks/run.py                 # the full set (about 40 minutes on 2 cores)
     python benchmarks/run.py --quick         # a few minutes, to check the scripts
 
 Every optimizer runs in a fresh process set, side by side in this one run, with 4 workers
@@ -294,9 +294,10 @@ def write_markdown(data: dict, path: Path) -> None:
             for budget, n in cfg["seeds"].items()
         )
         + f" (Optuna: seeds {cfg['optuna_seeds']}, it is slow); the best loss of one "
-        "seed spreads over orders of magnitude, so the quality comparison needs many. Optuna runs only at the smaller budget, and with SQLite only on "
+        "seed spreads over orders of magnitude, so the quality comparison needs many. Optuna "
+        "runs only at the smaller budget, and with SQLite only on "
         f"{', '.join(cfg['sqlite_functions'])} (one such run takes one to four minutes here, "
-        "and the whole benchmark is kept to about half an hour). *wall*: from all workers "
+        "and the whole benchmark is kept under an hour). *wall*: from all workers "
         "ready to all done (no interpreter start-up or imports); *overhead / eval*: "
         f"({WORKERS} x wall - time inside the loss) / evaluations, i.e. worker time not spent "
         "evaluating. propulate-hpo writes its crash-safe checkpoint during the run, as upstream "
