@@ -8,6 +8,9 @@ Run with ``mpiexec -n 4 python -m pytest -m mpi packages/weathermixer/tests``.
 
 from __future__ import annotations
 
+import contextlib
+from types import SimpleNamespace
+
 import pytest
 import torch
 from weathermixer import checkpoint
@@ -50,60 +53,76 @@ def _reference(cfg):
     return pred.detach(), grads, counted["bytes"]
 
 
+def _jigsaw_step(cfg, spec, autocast_dtype=None):
+    """One training step of the Jigsaw engine on this rank's replica, channels and band of
+    ``_inputs`` (inside ``torch_distributed``), optionally under CPU autocast."""
+    states, extras, targets, weights, scale = _inputs(cfg)
+    pgrid = ProcessGrid.create(spec, cfg)
+    engine = Engine(cfg, pgrid, torch.device("cpu"))
+    shard = engine.shard
+    engine.model.residual_scale.copy_(scale[list(shard.state)])
+    per = BATCH // pgrid.replicas
+    mine = slice(pgrid.r * per, (pgrid.r + 1) * per)
+    state_ix, extra_ix = list(shard.state), list(shard.extra)
+    part = (mine, slice(None), state_ix, shard.rows)
+    autocast = (
+        torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+    )
+    with count_bytes() as counter:
+        with saved_activation_bytes() as (act, params), autocast:
+            params.update(p.data_ptr() for _, p in engine.named_shards())
+            pred = engine.rollout(states[part], extras[mine][:, :, extra_ix, shard.rows])
+            loss = engine.local_loss(pred, targets[part], weights[state_ix, shard.rows], BATCH)
+        loss.backward()
+        engine.sync_and_clip(0.0)
+        engine.global_loss(loss)
+    grads = {n: p.grad for n, p in engine.named_shards()}
+    if engine.jigsaw:
+        grads = engine.model.assemble(grads)
+    return SimpleNamespace(
+        engine=engine,
+        pgrid=pgrid,
+        per=per,
+        part=part,
+        pred=pred,
+        grads=grads,
+        activation_bytes=act["bytes"],
+        counted=counter.by_group(),
+    )
+
+
 @pytest.mark.parametrize("grid", ["4x1", "1x4", "2x2", "2x1", "1x1"])
 def test_jigsaw_matches_single_process_model(tiny_cfg, grid):
     cfg = tiny_cfg
     ref_pred, ref_grads, ref_act = _reference(cfg)
-    states, extras, targets, weights, scale = _inputs(cfg)
     spec = GridSpec.parse(grid)
     with torch_distributed(get_comm()):
-        pgrid = ProcessGrid.create(spec, cfg)
-        engine = Engine(cfg, pgrid, torch.device("cpu"))
-        shard = engine.shard
-        engine.model.residual_scale.copy_(scale[list(shard.state)])
-        per = BATCH // pgrid.replicas
-        mine = slice(pgrid.r * per, (pgrid.r + 1) * per)
-        state_ix, extra_ix = list(shard.state), list(shard.extra)
-        local = (
-            states[mine][:, :, state_ix, shard.rows],
-            extras[mine][:, :, extra_ix, shard.rows],
-            targets[mine][:, :, state_ix, shard.rows],
-        )
-        with count_bytes() as counter:
-            with saved_activation_bytes() as (act, params):
-                params.update(p.data_ptr() for _, p in engine.named_shards())
-                pred = engine.rollout(local[0], local[1])
-                loss = engine.local_loss(pred, local[2], weights[state_ix, shard.rows], BATCH)
-            loss.backward()
-            engine.sync_and_clip(0.0)
-            engine.global_loss(loss)
-        full_grads = (
-            engine.model.assemble({n: p.grad for n, p in engine.named_shards()})
-            if engine.jigsaw
-            else {n: p.grad for n, p in engine.named_shards()}
-        )
+        step = _jigsaw_step(cfg, spec)
+        engine, pgrid = step.engine, step.pgrid
         scale_g = max(g.abs().max() for g in ref_grads.values())
-        torch.testing.assert_close(
-            pred, ref_pred[mine][:, :, state_ix, shard.rows], rtol=1e-5, atol=1e-5
-        )
+        torch.testing.assert_close(step.pred, ref_pred[step.part], rtol=1e-5, atol=1e-5)
         for name, g in ref_grads.items():
             torch.testing.assert_close(
-                full_grads[name], g, rtol=1e-4, atol=1e-5 * scale_g, msg=name
+                step.grads[name], g, rtol=1e-4, atol=1e-5 * scale_g, msg=name
             )
         # Memory: parameters exactly 1/P (+ < 1 element of padding per shard), activations
         # saved for backward about 1/P of the single-process model's.
         p = spec.size
         local_params = engine.local_parameters()
         assert abs(local_params - parameter_count(cfg) / p) < len(engine.layout.params)
-        per_replica = ref_act * per / BATCH
-        assert act["bytes"] <= 1.3 * per_replica / p + 4096, (act["bytes"], per_replica / p)
+        per_replica = ref_act * step.per / BATCH
+        assert step.activation_bytes <= 1.3 * per_replica / p + 4096, (
+            step.activation_bytes,
+            per_replica / p,
+        )
         # Bytes counted at the collectives = the analytical communication model.
-        counted = counter.by_group()
-        model = jigsaw_bytes(cfg, spec, pgrid.replicas, pgrid.d, pgrid.m, per, 4, ROLLOUT, "gloo")
+        model = jigsaw_bytes(
+            cfg, spec, pgrid.replicas, pgrid.d, pgrid.m, step.per, 4, ROLLOUT, "gloo"
+        )
         if engine.jigsaw:
-            assert counted == {k: v for k, v in model.items() if v}
+            assert step.counted == {k: v for k, v in model.items() if v}
         else:  # DDP's own all-reduce is not counted here; loss and norm are
-            assert set(counted) <= {"replica"}
+            assert set(step.counted) <= {"replica"}
 
 
 def _max_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -119,32 +138,22 @@ def test_jigsaw_under_bf16_autocast_is_as_accurate_as_the_single_process_model(t
     exact_pred, exact_grads, _ = _reference(cfg)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         single_pred, single_grads, _ = _reference(cfg)
-    states, extras, targets, weights, scale = _inputs(cfg)
     spec = GridSpec.parse(grid)
     with torch_distributed(get_comm()):
-        pgrid = ProcessGrid.create(spec, cfg)
-        engine = Engine(cfg, pgrid, torch.device("cpu"))
-        shard = engine.shard
-        engine.model.residual_scale.copy_(scale[list(shard.state)])
-        state_ix, extra_ix = list(shard.state), list(shard.extra)
-        part = (slice(None), slice(None), state_ix, shard.rows)
-        with count_bytes() as counter:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                pred = engine.rollout(states[part], extras[:, :, extra_ix, shard.rows])
-                loss = engine.local_loss(pred, targets[part], weights[state_ix, shard.rows], BATCH)
-            loss.backward()
-            engine.sync_and_clip(0.0)
-            engine.global_loss(loss)
-        grads = engine.model.assemble({n: p.grad for n, p in engine.named_shards()})
-        assert pred.dtype == torch.float32
-        error = _max_error(pred, exact_pred[part])
+        step = _jigsaw_step(cfg, spec, torch.bfloat16)
+        part, pgrid = step.part, step.pgrid
+        assert step.pred.dtype == torch.float32
+        error = _max_error(step.pred, exact_pred[part])
         single_error = _max_error(single_pred[part], exact_pred[part])
         assert 1e-4 < error <= 2 * single_error + 1e-3, (error, single_error)
         for name, g in exact_grads.items():
-            error, single_error = _max_error(grads[name], g), _max_error(single_grads[name], g)
+            error = _max_error(step.grads[name], g)
+            single_error = _max_error(single_grads[name], g)
             assert error <= 2 * single_error + 1e-3 * g.abs().max().item(), name
-        model = jigsaw_bytes(cfg, spec, 1, pgrid.d, pgrid.m, BATCH, 2, ROLLOUT, "gloo")
-        assert counter.by_group() == {k: v for k, v in model.items() if v}
+        model = jigsaw_bytes(
+            cfg, spec, pgrid.replicas, pgrid.d, pgrid.m, step.per, 2, ROLLOUT, "gloo"
+        )
+        assert step.counted == {k: v for k, v in model.items() if v}
 
 
 def test_statistics_from_shards_equal_serial(write_nc, make_era5, shared_dir):
