@@ -455,12 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     from common import FUNCTIONS
 
     functions = FUNCTIONS[:2] if args.quick else FUNCTIONS
-    seeds, long_seeds, sleep_seeds, optuna_seeds = (
-        [1, 1, 1, 1]
-        if args.quick
-        else [args.seeds, args.long_seeds, args.sleep_seeds, args.optuna_seeds]
-    )
-    optuna_seeds = list(range(optuna_seeds))
+    if args.quick:
+        args.seeds = args.long_seeds = args.sleep_seeds = args.optuna_seeds = 1
+    seeds, long_seeds, sleep_seeds = args.seeds, args.long_seeds, args.sleep_seeds
+    optuna_seeds = list(range(args.optuna_seeds))
     sqlite_functions = functions[:SQLITE_FUNCTIONS]
     budgets = (
         [(40, CHEAP_OPTIMIZERS, seeds)]

@@ -68,16 +68,16 @@ class DataConfig:
     def absolute(self) -> DataConfig:
         """The same with absolute paths, so a run directory works from any directory."""
 
-        def absolute(path: str | list[str]) -> str | list[str]:
+        def resolve(path: str | list[str]) -> str | list[str]:
             if isinstance(path, (list, tuple)):
                 return [os.path.abspath(p) for p in path]
             return os.path.abspath(path) if path else path
 
         return replace(
             self,
-            path=absolute(self.path),
-            static_path=absolute(self.static_path),
-            stats_path=absolute(self.stats_path),
+            path=resolve(self.path),
+            static_path=resolve(self.static_path),
+            stats_path=resolve(self.stats_path),
         )
 
     def lead_steps(self, interval_s: int) -> int:
