@@ -254,7 +254,7 @@ class Propulator:
         t_begin = layout.world.bcast(time.time(), root=0)
         if not layout.is_root:
             self._follow()
-            return layout.world.bcast(None, root=0)
+            return layout.worker_comm.bcast(None, root=0)
         if self.checkpoint_dir is not None:
             self.writer = WorkerLog(self.checkpoint_dir, layout.worker)
         deadline = math.inf if self.budget_s is None else t_begin + self.budget_s
@@ -675,22 +675,24 @@ class Propulator:
             "stats": (layout.island, self.emigrants, self.immigrants, self.replaced),
             "wall": wall,
         }
-        gathered = self.comm.gather(payload, root=0) if layout.n_workers > 1 else [payload]
-        result = None
-        if layout.world.Get_rank() == 0:
-            earlier = Table.from_evaluations(state.finished, dim)
-            result = Result(
-                space=self.space,
-                table=Table.concat([earlier] + [p["table"] for p in gathered], dim),
-                members=[p["members"] for p in gathered if p["members"] is not None],
-                stats=[p["stats"] for p in gathered],
-                wall_time_s=max(p["wall"] for p in gathered),
-                t_begin=t_begin,
-                n_workers=layout.n_workers,
-                n_islands=layout.n_islands,
-                ranks_per_worker=layout.ranks_per_worker,
-            )
-        return layout.world.bcast(result, root=0)
+        # one collective: every worker root assembles the result itself (a gather to rank 0
+        # and a broadcast back cost two rounds of waiting for ranks that share cores)
+        gathered = self.comm.allgather(payload) if layout.n_workers > 1 else [payload]
+        earlier = Table.from_evaluations(state.finished, dim)
+        result = Result(
+            space=self.space,
+            table=Table.concat([earlier] + [p["table"] for p in gathered], dim),
+            members=[p["members"] for p in gathered if p["members"] is not None],
+            stats=[p["stats"] for p in gathered],
+            wall_time_s=max(p["wall"] for p in gathered),
+            t_begin=t_begin,
+            n_workers=layout.n_workers,
+            n_islands=layout.n_islands,
+            ranks_per_worker=layout.ranks_per_worker,
+        )
+        if layout.ranks_per_worker > 1:
+            layout.worker_comm.bcast(result, root=0)  # the worker's helper ranks
+        return result
 
 
 def propulate(
