@@ -1,8 +1,9 @@
 """propulate-hpo on N ranks:
 
-    mpiexec -n 4 python bench_propulate_hpo.py FUNCTION EVALS SEED SLEEP [total]
+    mpiexec -n 4 python bench_propulate_hpo.py FUNCTION EVALS SEED SLEEP [total | cma]
 
-EVALS per worker, or with ``total`` EVALS x ranks for all workers together.
+EVALS per worker, or with ``total`` EVALS x ranks for all workers together; with ``cma`` the
+CMA-ES propagator breeds instead of the default GA.
 """
 
 import sys
@@ -13,9 +14,11 @@ import numpy as np
 from common import Objective, report
 from mpi4py import MPI
 from propulate_hpo import Propulator
+from propulate_hpo.propagators import BasicCMA
 
 name, evals, seed, sleep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-total = len(sys.argv) > 5 and sys.argv[5] == "total"  # one budget for all workers together
+variant = sys.argv[5] if len(sys.argv) > 5 else ""
+total = variant == "total"  # one budget for all workers together
 comm = MPI.COMM_WORLD
 objective = Objective(name, sleep, seed=1000 * seed + comm.rank)
 space = {f"x{i}": (float(lo), float(hi)) for i, (lo, hi) in enumerate(objective.bounds)}
@@ -30,6 +33,7 @@ def loss(params):
 propulator = Propulator(
     loss,
     space,
+    propagator=BasicCMA() if variant == "cma" else None,
     generations=None if total else evals,
     max_evaluations=comm.size * evals if total else None,
     seed=seed,
@@ -44,7 +48,7 @@ wall = comm.allreduce(time.perf_counter() - started, op=MPI.MAX)
 seconds = comm.allreduce(objective.seconds)
 if comm.rank == 0:
     report(
-        optimizer="propulate-hpo-total" if total else "propulate-hpo",
+        optimizer=f"propulate-hpo-{variant}" if variant else "propulate-hpo",
         wall_s=wall,
         objective_s=seconds,
         evals=result.n_evaluations,

@@ -31,6 +31,7 @@ MPIEXEC = str(Path(sys.executable).with_name("mpiexec"))
 WORKERS = 4
 CHEAP_OPTIMIZERS = [
     "propulate-hpo",
+    "propulate-hpo-cma",
     "propulate 1.2.2",
     "optuna-journal",
     "optuna-sqlite",
@@ -47,6 +48,8 @@ SLEEP_OPTIMIZERS = [
 ]
 OPTIMIZERS = {
     "propulate-hpo": "propulate-hpo 0.1.0 (this package)",
+    "propulate-hpo-cma": "the same with its CMA-ES propagator (`BasicCMA`) instead of the "
+    "default GA: the choice for smooth landscapes",
     "propulate-hpo-total": "the same with one budget for all workers (`max_evaluations`, which "
     "upstream lacks) instead of a fixed number per worker",
     "propulate 1.2.2": "upstream Propulate 1.2.2",
@@ -63,9 +66,9 @@ def _command(optimizer: str, function: str, evals: int, seed: int, sleep: float)
     py = sys.executable
     args = [function, str(evals), str(seed), str(sleep)]
     if optimizer.startswith("propulate-hpo"):
-        total = ["total"] if optimizer.endswith("-total") else []
+        variant = optimizer.removeprefix("propulate-hpo").lstrip("-")
         script = str(HERE / "bench_propulate_hpo.py")
-        return [MPIEXEC, "-n", str(WORKERS), py, script, *args, *total]
+        return [MPIEXEC, "-n", str(WORKERS), py, script, *args, *([variant] if variant else [])]
     if optimizer == "propulate 1.2.2":
         return [MPIEXEC, "-n", str(WORKERS), py, str(HERE / "bench_upstream.py"), *args]
     if optimizer == "sleep-only":
@@ -244,6 +247,27 @@ def targets(data: dict) -> list[str]:
         else:
             out.append(f"- {where}: {verdict}")
             current = where
+    for budget, runs, _ in data["tables"]:
+        verdicts = []
+        for function in data["config"]["functions"]:
+            cma = [
+                r["best"]
+                for r in runs
+                if r["function"] == function and r["optimizer"] == "propulate-hpo-cma"
+            ]
+            for kind in ("optuna-journal", "optuna-sqlite"):
+                theirs = [
+                    r["best"] for r in runs if r["function"] == function and r["optimizer"] == kind
+                ]
+                if cma and theirs:
+                    ok, p = _no_worse(cma, theirs)
+                    verdict = "no worse than" if ok else "**worse** than"
+                    verdicts.append(f"{function} {verdict} {kind} (p = {p:.2f})")
+        if verdicts:
+            out.append(
+                f"- {WORKERS}x{budget}, for reference (not a target): best loss of "
+                f"propulate-hpo-cma: {'; '.join(verdicts)}"
+            )
     ceiling = [r for r in data["sleep"] if r["optimizer"] == "sleep-only"]
     for function in data["config"]["sleep_functions"]:
         top = [r for r in ceiling if r["function"] == function]
@@ -465,7 +489,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick
         else [
             (250, CHEAP_OPTIMIZERS, seeds),
-            (1000, ["propulate-hpo", "propulate 1.2.2", "deap-sync-ga"], long_seeds),
+            (
+                1000,
+                ["propulate-hpo", "propulate-hpo-cma", "propulate 1.2.2", "deap-sync-ga"],
+                long_seeds,
+            ),
         ]
     )
     sleep_functions = ["sphere"] if args.quick else ["sphere", "rastrigin"]
