@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                 # the full set (about 40 minutes on 2 cores)
     python benchmarks/run.py --quick         # a few minutes, to check the scripts
+    python benchmarks/run.py --resume        # after a crash: skip the runs already finished
 
 Every optimizer runs in a fresh process set, side by side in this one run, with 4 workers
 (MPI ranks or processes) and the same evaluation budget; figures are medians over seeds.
@@ -37,6 +38,7 @@ CHEAP_OPTIMIZERS = [
     "optuna-sqlite",
     "deap-sync-ga",
 ]
+PROGRESS = PACKAGE / "bench-results" / "progress.jsonl"  # every finished run, as it finishes
 SQLITE_FUNCTIONS = 3  # Optuna with SQLite: the functions the issue names (1-4 min per run)
 SLEEP_OPTIMIZERS = [
     "sleep-only",
@@ -302,7 +304,8 @@ def write_markdown(data: dict, path: Path) -> None:
     lines = [
         "# Benchmarks of propulate-hpo",
         "",
-        f"Written by `benchmarks/run.py` on {data['date']} in {data['minutes']:.0f} minutes.",
+        f"Written by `benchmarks/run.py` on {data['date']} in {data['minutes']:.0f} minutes"
+        + (" (resumed after an interruption: the last part only)." if data.get("resumed") else "."),
         f"Machine: {data['machine']}. "
         + (
             "**Other processes were running** (load average above 1 at the start), so absolute "
@@ -465,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optuna-seeds", type=int, default=3, help="seeds of Optuna (slow)")
     parser.add_argument("--output", type=Path, default=PACKAGE / "BENCHMARKS.md")
     parser.add_argument(
+        "--resume", action="store_true", help=f"reuse the finished runs in {PROGRESS}"
+    )
+    parser.add_argument(
         "--from-results",
         action="store_true",
         help="only rewrite the markdown from benchmarks/results.json",
@@ -501,6 +507,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     busy = os.getloadavg()[0] > 1.0
     info = machine()
+    finished = {}
+    if args.resume and PROGRESS.exists():
+        for line in PROGRESS.read_text().splitlines():
+            entry = json.loads(line)
+            finished[tuple(entry["key"])] = entry["run"]
+    resumed = bool(finished)
+    if not resumed:
+        PROGRESS.parent.mkdir(exist_ok=True)
+        PROGRESS.write_text("")
+
+    def measure_once(optimizer: str, function: str, evals: int, seed: int, sleep: float = 0.0):
+        """A run of ``measure``, kept on disk at once: a crash loses no finished run."""
+        key = (optimizer, function, evals, seed, sleep)
+        if key not in finished:
+            finished[key] = measure(*key)
+            with PROGRESS.open("a") as f:
+                f.write(json.dumps({"key": key, "run": finished[key]}) + "\n")
+        return finished[key]
+
     tables = []
     for evals, optimizers, n_seeds in budgets:
         runs = []
@@ -511,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     if optimizer == "optuna-sqlite" and function not in sqlite_functions:
                         continue
-                    run = measure(optimizer, function, evals, seed)
+                    run = measure_once(optimizer, function, evals, seed)
                     runs.append(run)
                     print(
                         f"{WORKERS}x{evals} {function} seed {seed} {optimizer}: "
@@ -523,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     for function in sleep_functions:
         for seed in range(sleep_seeds):
             for optimizer in SLEEP_OPTIMIZERS:
-                run = measure(optimizer, function, sleep_evals, seed, sleep=0.02)
+                run = measure_once(optimizer, function, sleep_evals, seed, sleep=0.02)
                 sleep_runs.append(run)
                 print(
                     f"sleep {function} seed {seed} {optimizer}: {run['wall_s']:.3f} s, "
@@ -536,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": (time.time() - started) / 60,
         "machine": info,
         "busy": busy,
+        "resumed": resumed,
         "config": {
             "seeds": {str(evals): n for evals, _, n in budgets} | {"sleep": sleep_seeds},
             "optuna_seeds": optuna_seeds,

@@ -1,7 +1,9 @@
 """Crash-safe checkpoints: resume, in-flight candidates, torn and corrupt files, kill -9."""
 
 import json
+import os
 import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -123,8 +125,6 @@ def _kill_after(process, directory: Path, done_lines: int, timeout_s: float = 60
         time.sleep(0.05)
     else:
         pytest.fail("the run made no progress")
-    import os
-
     os.killpg(process.pid, signal.SIGKILL)  # kill -9 the whole launch: mpiexec and every rank
     process.wait(timeout=30)
 
@@ -200,3 +200,38 @@ def test_resume_restores_the_early_stopping_baseline(tmp_path):
     assert np.all(resumed.surrogate.best <= best_curve + 1e-12)
     steps = result.history.set_index("generation")["steps"]
     assert (steps.loc[:14] == first.history.set_index("generation")["steps"]).all()
+
+
+FAILING_RUN = """
+import sys
+from mpi4py import MPI
+from propulate_hpo import propulate
+from propulate_hpo.propagators import InitUniform
+
+class Failing(InitUniform):
+    calls = 0
+
+    def apply(self, pool, rng):  # a bug in a propagator, on one rank only
+        self.calls += 1
+        if MPI.COMM_WORLD.rank == 1 and self.calls == 5:
+            raise RuntimeError("propagator bug")
+        return super().apply(pool, rng)
+
+propulate(lambda p: p["x"] ** 2, {"x": (-1.0, 1.0)}, generations=400,
+          checkpoint_dir=sys.argv[1], propagator=Failing())
+"""
+
+
+def test_an_error_on_one_rank_aborts_every_rank_instead_of_hanging(tmp_path, launch):
+    script = tmp_path / "failing_run.py"
+    script.write_text(FAILING_RUN)
+    process = launch([str(script), str(tmp_path / "ckpt")], 2)
+    try:
+        out, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the other rank hung after one rank failed")
+    assert process.returncode != 0
+    assert "propagator bug" in out and "worker 1 failed; aborting all ranks" in out
+    finished = [r for r in records(tmp_path / "ckpt") if r["e"] == "done"]
+    assert sum(r["w"] == 1 for r in finished) == 4  # its finished evaluations are kept

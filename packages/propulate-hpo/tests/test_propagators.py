@@ -164,6 +164,14 @@ def test_cma_adapts_to_an_ill_conditioned_problem():
     assert result.best_loss < 1e-4
 
 
+def test_cma_survives_converging_to_the_precision_limit():
+    # once σ is tiny, random candidates (bred instead of duplicates) are far outside the
+    # distribution; unclipped, one of them overflowed σ's update
+    loss, space = benchmark("sphere")
+    result = propulate(loss, space, generations=3000, seed=0, propagator=BasicCMA())
+    assert result.n_evaluations == 3000 and result.best_loss < 1e-12
+
+
 @pytest.mark.parametrize("make", [BasicPSO, BasicCMA, ParallelNelderMead])
 def test_continuous_propagators_refuse_categoricals_before_the_run(make):
     with pytest.raises(ValueError, match="numeric search space"):

@@ -261,6 +261,18 @@ class Propulator:
         started = time.perf_counter()
         try:
             self._loop(deadline)
+        except Exception:
+            if layout.world.Get_size() > 1:
+                # its peers would wait for this worker until the job's time limit
+                self.log.exception(
+                    "worker %d failed; aborting all ranks (the checkpoint keeps every finished "
+                    "evaluation)",
+                    layout.worker,
+                )
+                if self.writer is not None:
+                    self.writer.close()
+                layout.world.Abort(1)
+            raise
         finally:
             if layout.ranks_per_worker > 1:
                 self._announce(None)

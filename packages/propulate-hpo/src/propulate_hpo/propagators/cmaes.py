@@ -7,6 +7,13 @@ parameter settings of Hansen's tutorial (arXiv:1604.00772). ``active=True`` also
 candidates with negative weights (active covariance update, Jastrebski & Arnold 2006).
 Samples outside the bounds are redrawn (up to 10 times), then clipped.
 
+Peers' candidates come from their own distributions, and a worker breeds random candidates when
+it would otherwise breed a duplicate: to this worker they are external solutions, possibly far
+outside its (converged) distribution. As in Hansen's injection of external solutions
+(arXiv:1110.4181), every step ``y`` enters the update with its Mahalanobis norm clipped to
+``√n + 2n/(n+2)``, and σ changes by at most a factor e per generation; without this one
+distant point can blow σ up (or overflow it).
+
 The distribution is not checkpointed: after a resume it adapts again from the unit-cube centre.
 """
 
@@ -67,6 +74,7 @@ class CMAES(Propagator):
             weights[mu:] = scale * neg / np.abs(neg).sum()
         self.lam, self.mu, self.weights = lam, mu, weights
         self.chi_n = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
+        self.clip_y = math.sqrt(n) + 2 * n / (n + 2)
         self.mean = np.full(n, 0.5)
         self.sigma = self.sigma0
         self.cov = np.eye(n)
@@ -85,6 +93,8 @@ class CMAES(Propagator):
         """One CMA-ES generation from λ evaluated points ``x`` (rows, unit coordinates)."""
         order = np.argsort(losses, kind="stable")
         y = (x[order] - self.mean) / self.sigma
+        mahalanobis = np.linalg.norm((y @ self.eig_b) / self.eig_d, axis=1)
+        y *= np.minimum(1.0, self.clip_y / np.maximum(mahalanobis, 1e-300))[:, None]
         w = self.weights
         y_w = w[: self.mu] @ y[: self.mu]
         self.mean = self.mean + self.sigma * y_w
@@ -113,7 +123,7 @@ class CMAES(Propagator):
             + self.c_1 * np.outer(self.p_c, self.p_c)
             + self.c_mu * rank_mu
         )
-        self.sigma *= math.exp((self.c_sigma / self.d_sigma) * (norm / self.chi_n - 1))
+        self.sigma *= math.exp(min(1.0, (self.c_sigma / self.d_sigma) * (norm / self.chi_n - 1)))
         self.sigma = min(max(self.sigma, 1e-12), 1.0)
         self.cov = (self.cov + self.cov.T) / 2
         eig_d2, self.eig_b = np.linalg.eigh(self.cov)
