@@ -11,7 +11,7 @@ Peers' candidates come from their own distributions, and a worker breeds random 
 it would otherwise breed a duplicate: to this worker they are external solutions, possibly far
 outside its (converged) distribution. As in Hansen's injection of external solutions
 (arXiv:1110.4181), every step ``y`` enters the update with its Mahalanobis norm clipped to
-``√n + 2n/(n+2)``, and σ changes by at most a factor e per generation; without this one
+``√n + 2n/(n+2)``, and σ grows by at most a factor e per generation; without this one
 distant point can blow σ up (or overflow it).
 
 The distribution is not checkpointed: after a resume it adapts again from the unit-cube centre.
