@@ -4,11 +4,10 @@ STORAGE = journal (JournalStorage on a file) or sqlite (RDBStorage)."""
 
 import multiprocessing as mp
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import Objective, report
+from common import Objective, report, scratch_dir
 
 
 def storage_for(kind: str, directory: Path):
@@ -54,7 +53,7 @@ if __name__ == "__main__":
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    directory = Path(tempfile.mkdtemp(prefix="bench-optuna-"))
+    directory = Path(scratch_dir("bench-optuna-"))
     study = optuna.create_study(study_name="bench", storage=storage_for(kind, directory))
     context = mp.get_context("spawn")
     barrier, results = context.Barrier(processes), context.Queue()

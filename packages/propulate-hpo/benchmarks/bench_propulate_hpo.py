@@ -7,11 +7,10 @@ CMA-ES propagator breeds instead of the default GA.
 """
 
 import sys
-import tempfile
 import time
 
 import numpy as np
-from common import Objective, report
+from common import Objective, report, scratch_dir
 from mpi4py import MPI
 from propulate_hpo import Propulator
 from propulate_hpo.propagators import BasicCMA
@@ -22,7 +21,7 @@ total = variant == "total"  # one budget for all workers together
 comm = MPI.COMM_WORLD
 objective = Objective(name, sleep, seed=1000 * seed + comm.rank)
 space = {f"x{i}": (float(lo), float(hi)) for i, (lo, hi) in enumerate(objective.bounds)}
-checkpoint = comm.bcast(tempfile.mkdtemp(prefix="bench-ph-") if comm.rank == 0 else None)
+checkpoint = comm.bcast(scratch_dir("bench-ph-") if comm.rank == 0 else None)
 
 
 def loss(params):

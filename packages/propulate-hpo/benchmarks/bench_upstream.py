@@ -4,11 +4,10 @@ SLEEP. Its default propagator, pop_size = 2 x ranks, one island, as in its own e
 import logging
 import random
 import sys
-import tempfile
 import time
 
 import numpy as np
-from common import Objective, report
+from common import Objective, report, scratch_dir
 from mpi4py import MPI
 from propulate import Islands
 from propulate.utils import get_default_propagator
@@ -17,7 +16,7 @@ name, evals, seed, sleep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), floa
 comm = MPI.COMM_WORLD
 objective = Objective(name, sleep, seed=1000 * seed + comm.rank)
 limits = {f"x{i}": (float(lo), float(hi)) for i, (lo, hi) in enumerate(objective.bounds)}
-checkpoint = comm.bcast(tempfile.mkdtemp(prefix="bench-up-") if comm.rank == 0 else None)
+checkpoint = comm.bcast(scratch_dir("bench-up-") if comm.rank == 0 else None)
 
 
 def loss(params):

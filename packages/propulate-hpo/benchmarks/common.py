@@ -8,8 +8,11 @@ call first sleeps a random time in [0, sleep_max_s] (uneven evaluation times).
 
 from __future__ import annotations
 
+import atexit
 import json
 import random
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -42,3 +45,11 @@ class Objective:
 def report(**fields) -> None:
     """The one line a runner prints for the orchestrator."""
     print("RESULT " + json.dumps(fields), flush=True)
+
+
+def scratch_dir(prefix: str) -> str:
+    """A fresh directory for one run's checkpoint or storage, deleted when the process exits
+    (a full benchmark makes thousands of them)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
