@@ -96,7 +96,7 @@ def measure(optimizer: str, function: str, evals: int, seed: int, sleep: float =
         _command(optimizer, function, evals, seed, sleep),
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=900,  # the slowest run (Optuna SQLite, rastrigin) takes about 1 minute here
         cwd=HERE,
         env=env,
     )
