@@ -128,6 +128,11 @@ def import_time(module: str, repeats: int = 5) -> float:
     return statistics.median(times) - statistics.median(baseline)
 
 
+def _select(runs: list[dict], function: str, optimizer: str) -> list[dict]:
+    """The runs of ``optimizer`` on ``function``."""
+    return [r for r in runs if r["function"] == function and r["optimizer"] == optimizer]
+
+
 def _median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -166,9 +171,9 @@ def cheap_table(runs: list[dict], functions: list[str], optimizers: list[str]) -
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for function in functions:
-        ours = [r for r in runs if r["function"] == function and r["optimizer"] == "propulate-hpo"]
+        ours = _select(runs, function, "propulate-hpo")
         for optimizer in optimizers:
-            part = [r for r in runs if r["function"] == function and r["optimizer"] == optimizer]
+            part = _select(runs, function, optimizer)
             if not part:
                 continue
             ratio = _median(part, "wall_s") / _median(ours, "wall_s") if ours else float("nan")
@@ -196,10 +201,7 @@ def checks(data: dict) -> list[tuple[str, str, bool]]:
     functions = data["config"]["functions"]
     for budget, runs, _ in data["tables"]:
         for function in functions:
-            by = {
-                o: [r for r in runs if r["function"] == function and r["optimizer"] == o]
-                for o in OPTIMIZERS
-            }
+            by = {o: _select(runs, function, o) for o in OPTIMIZERS}
             ours = by["propulate-hpo"]
             if not ours:
                 continue
@@ -220,13 +222,9 @@ def checks(data: dict) -> list[tuple[str, str, bool]]:
                     out.append((where, f"best loss no worse than {kind} (p = {p:.2f})", ok))
     sleep_runs = data["sleep"]
     for function in data["config"]["sleep_functions"]:
-        ga = [
-            r for r in sleep_runs if r["function"] == function and r["optimizer"] == "deap-sync-ga"
-        ]
+        ga = _select(sleep_runs, function, "deap-sync-ga")
         for ours_name in ("propulate-hpo", "propulate-hpo-total"):
-            ours = [
-                r for r in sleep_runs if r["function"] == function and r["optimizer"] == ours_name
-            ]
+            ours = _select(sleep_runs, function, ours_name)
             if ours and ga:
                 gain = _median(ours, "throughput_per_s") / _median(ga, "throughput_per_s")
                 out.append(
@@ -254,15 +252,9 @@ def targets(data: dict) -> list[str]:
     for budget, runs, _ in data["tables"]:
         verdicts = []
         for function in data["config"]["functions"]:
-            cma = [
-                r["best"]
-                for r in runs
-                if r["function"] == function and r["optimizer"] == "propulate-hpo-cma"
-            ]
+            cma = [r["best"] for r in _select(runs, function, "propulate-hpo-cma")]
             for kind in ("optuna-journal", "optuna-sqlite"):
-                theirs = [
-                    r["best"] for r in runs if r["function"] == function and r["optimizer"] == kind
-                ]
+                theirs = [r["best"] for r in _select(runs, function, kind)]
                 if cma and theirs:
                     ok, p = _no_worse(cma, theirs)
                     verdict = "no worse than" if ok else "**worse** than"
@@ -279,9 +271,7 @@ def targets(data: dict) -> list[str]:
             continue
         parts = []
         for name in ("propulate-hpo", "propulate-hpo-total", "deap-sync-ga"):
-            runs = [
-                r for r in data["sleep"] if r["function"] == function and r["optimizer"] == name
-            ]
+            runs = _select(data["sleep"], function, name)
             if runs:
                 share = _median(runs, "throughput_per_s") / _median(top, "throughput_per_s")
                 parts.append(f"{name} {100 * share:.0f} %")
@@ -357,9 +347,7 @@ def write_markdown(data: dict, path: Path) -> None:
     sleep_runs = data["sleep"]
     for function in cfg["sleep_functions"]:
         for optimizer in OPTIMIZERS:
-            part = [
-                r for r in sleep_runs if r["function"] == function and r["optimizer"] == optimizer
-            ]
+            part = _select(sleep_runs, function, optimizer)
             if part:
                 lines.append(
                     f"| {function} | {optimizer} | {_fmt(_median(part, 'wall_s'))} | "
@@ -405,10 +393,8 @@ def headline(data: dict) -> str:
     def ratios(other: str) -> list[float]:
         out = []
         for function in functions:
-            ours = [
-                r for r in runs if r["function"] == function and r["optimizer"] == "propulate-hpo"
-            ]
-            theirs = [r for r in runs if r["function"] == function and r["optimizer"] == other]
+            ours = _select(runs, function, "propulate-hpo")
+            theirs = _select(runs, function, other)
             if ours and theirs:
                 out.append(_median(theirs, "wall_per_eval_ms") / _median(ours, "wall_per_eval_ms"))
         return out
