@@ -4,9 +4,13 @@ Upstream Propulate pickles the whole population into one file every generation, 
 a checkpoint grows with the run and a crash while writing can lose it. Here each worker appends
 what is new — a ``start`` line before it evaluates a candidate (the candidate is now *in
 flight*), a ``done`` line after, and a line per migration event it causes — with a single
-``write`` per line. A killed process loses nothing that was written; a torn last line (the
-machine died mid-write) is recognised and dropped. ``meta.json`` (written atomically) pins the
-search space and island count, so a checkpoint is never resumed with a different search space.
+``write`` per line. After an evaluation that took under a millisecond, a worker writes no
+``start`` line for the next candidate (it would double the cost of logging quick functions);
+its ``done`` line carries the candidate instead. A crash can then lose only that one candidate
+in flight, which the resumed run replaces with a new one, never a result. A killed process
+loses nothing that was written; a torn last line (the machine died mid-write) is recognised and
+dropped. ``meta.json`` (written atomically) pins the search space and island count, so a
+checkpoint is never resumed with a different search space.
 
 On resume every worker reads all logs: finished candidates are known, in-flight ones are
 evaluated again under their original identity, the island populations are rebuilt by
@@ -150,7 +154,11 @@ class WorkerLog:
             f'{{"e":"start","w":{worker},"g":{generation},"i":{island},"x":[{x}],"t":{t!r}}}'
         )
 
-    def done(self, ev: Evaluation) -> None:
+    def done(self, ev: Evaluation, with_candidate: bool = False) -> None:
+        """The result of ``ev``; ``with_candidate``: no start record was written for it."""
+        candidate = ""
+        if with_candidate:
+            candidate = f',"i":{ev.island},"x":[{",".join(map(repr, ev.genes.tolist()))}]'
         if ev.curve or ev.metrics or ev.error is not None or not math.isfinite(ev.loss):
             record: dict[str, Any] = {
                 "e": "done",
@@ -161,6 +169,8 @@ class WorkerLog:
                 "t": ev.t_start,
                 "dt": ev.duration,
             }
+            if with_candidate:
+                record["i"], record["x"] = ev.island, ev.genes.tolist()
             if ev.curve:
                 record["c"] = [_finite_or_none(v) for v in ev.curve]
             if ev.metrics:
@@ -171,7 +181,7 @@ class WorkerLog:
             return
         self._append(
             f'{{"e":"done","w":{ev.worker},"g":{ev.generation},"loss":{ev.loss!r},'
-            f'"s":{ev.status},"t":{ev.t_start!r},"dt":{ev.duration!r}}}'
+            f'"s":{ev.status},"t":{ev.t_start!r},"dt":{ev.duration!r}{candidate}}}'
         )
 
     def event(self, kind: str, key: tuple[int, int], version: int, **fields: int) -> None:
@@ -275,22 +285,21 @@ def read_checkpoint(directory: Path, space: SearchSpace | None = None) -> Checkp
             kind = rec.get("e")
             try:
                 key = (int(rec["w"]), int(rec["g"]))
-                if kind == "start":
+                if kind == "start" or (kind == "done" and "x" in rec):
                     genes = np.array(rec["x"], dtype=float)
                     if space is not None and genes.shape != (space.dim,):
                         raise CheckpointError(
                             f"{path}, line {number}: {len(genes)} genes, the space has {space.dim}"
                         )
-                    old = state.evaluations.get(key)
-                    if old is None:
+                    if key not in state.evaluations:
                         state.evaluations[key] = Evaluation(
                             key[0], key[1], int(rec["i"]), genes, float(rec["t"])
                         )
-                elif kind == "done":
+                if kind == "done":
                     ev = state.evaluations.get(key)
                     if ev is None:
                         raise CheckpointError(
-                            f"{path}, line {number}: result of {key} without its start record"
+                            f"{path}, line {number}: result of {key} without its candidate"
                         )
                     ev.done = True
                     ev.status = int(rec["s"])
@@ -301,7 +310,7 @@ def read_checkpoint(directory: Path, space: SearchSpace | None = None) -> Checkp
                     ev.error = rec.get("err")
                 elif kind in ("mig", "pol", "deact"):
                     state.events.append(rec)
-                else:
+                elif kind != "start":
                     raise CheckpointError(f"{path}, line {number}: unknown record {kind!r}")
             except (KeyError, TypeError, ValueError) as error:
                 raise CheckpointError(

@@ -42,7 +42,7 @@ from propulate_hpo.surrogate import Surrogate
 _GO, _STOP = 1.0, 0.0
 _BREED_TRIES = 64  # breeds before falling back to random candidates to avoid a duplicate
 _RANDOM_TRIES = 1000
-_ANNOUNCE_ABOVE_S = 1e-3  # evaluations longer than this announce the next candidate in flight
+_IN_FLIGHT_ABOVE_S = 1e-3  # after an evaluation this long, the next one is logged and announced
 _AHEAD = 2  # evaluations a worker may run ahead of its peers' average before yielding its core
 _PROBE_MISSES = 3  # probes in a row that find nothing before a drain ends
 
@@ -192,6 +192,7 @@ class Propulator:
             state = read_checkpoint(self.checkpoint_dir, self.space)
         except Exception as error:
             problem = error
+        # also the guarantee that every root has read the logs before anyone appends to them
         problems = layout.workers.allgather(problem)
         for problem in problems:
             if problem is not None:
@@ -234,7 +235,7 @@ class Propulator:
         self.heard = 0  # results received from the island's other workers
         self.requests: deque[tuple[Any, np.ndarray]] = deque()
         self.emigrants = self.immigrants = self.replaced = 0
-        self._announce_in_flight = True
+        self._slow = True  # did the last evaluation take over _IN_FLIGHT_ABOVE_S?
         self.writer: WorkerLog | None = None
         self._mpi = None
         if layout.n_workers > 1:
@@ -250,7 +251,6 @@ class Propulator:
         state = self._load()
         if layout.is_root:
             self._setup_root(state)
-        layout.world.Barrier()  # every root has read the logs before anyone appends to them
         t_begin = layout.world.bcast(time.time(), root=0)
         if not layout.is_root:
             self._follow()
@@ -288,7 +288,7 @@ class Propulator:
             self._drain()  # breed from the freshest population
             if self.queue:
                 pending = self.queue.pop(0)
-                key, genes = pending.key, pending.genes
+                key, genes, logged = pending.key, pending.genes, True
             elif (self.generations is None or self.generation < self.generations) and (
                 self.island_done + len(self.peers_in_flight) < self.island_budget
             ):
@@ -300,17 +300,19 @@ class Propulator:
                     break
                 key = (self.layout.worker, self.generation)
                 self.generation += 1
-                if self.writer is not None:
+                # a candidate in flight costs a log record and a message per peer: worth it
+                # when evaluations take long enough for a crash or a peer's breeding to meet
+                # it in flight; the result record of a quick one carries the candidate instead
+                logged = self._slow and self.writer is not None
+                if logged:
                     self.writer.start(key[0], key[1], self.layout.island, genes, time.time())
-                if self._announce_in_flight and self.layout.peers:
+                if self._slow and self.layout.peers:
                     for peer in self.layout.peers:
                         self._send(peer, messages.TAG_IN_FLIGHT, genes)
             else:
                 break
-            self._evaluate(key, genes)
-            # announcing candidates in flight costs a message per peer: worth it when an
-            # evaluation takes long enough for a peer to breed the same child meanwhile
-            self._announce_in_flight = self.own[-1].duration > _ANNOUNCE_ABOVE_S
+            self._evaluate(key, genes, logged)
+            self._slow = self.own[-1].duration > _IN_FLIGHT_ABOVE_S
             self._maybe_emigrate()
             self._test_sends()
             done += 1
@@ -364,7 +366,8 @@ class Propulator:
         self.layout.worker_comm.Bcast(buffer, root=0)
         return float(buffer[0])
 
-    def _evaluate(self, key: tuple[int, int], genes: np.ndarray) -> None:
+    def _evaluate(self, key: tuple[int, int], genes: np.ndarray, logged: bool) -> None:
+        """Evaluate, log and share one candidate (``logged``: its start record is written)."""
         layout = self.layout
         if layout.ranks_per_worker > 1:
             self._announce(genes)
@@ -389,7 +392,7 @@ class Propulator:
         ev.duration = time.time() - ev.t_start
         ev.done = True
         if self.writer is not None:
-            self.writer.done(ev)
+            self.writer.done(ev, with_candidate=not logged)
         self.own.append(ev)
         self.island_done += 1
         row = ev.row(0, layout.local)
@@ -494,7 +497,8 @@ class Propulator:
         waiting_since = time.monotonic()
         misses = 0
         while True:
-            if not comm.Iprobe(source=mpi.ANY_SOURCE, tag=mpi.ANY_TAG, status=status):
+            message = comm.Improbe(source=mpi.ANY_SOURCE, tag=mpi.ANY_TAG, status=status)
+            if message is None:
                 misses += 1
                 if misses < _PROBE_MISSES:
                     continue
@@ -504,10 +508,9 @@ class Propulator:
                 continue
             misses = 0
             data = np.empty(status.Get_count(mpi.DOUBLE))
-            source, tag = status.Get_source(), status.Get_tag()
-            comm.Recv([data, mpi.DOUBLE], source=source, tag=tag)
+            message.Recv([data, mpi.DOUBLE])  # the probed message itself: no second matching
             self.received += 1
-            self._handle(tag, data)
+            self._handle(status.Get_tag(), data)
 
     def _handle(self, tag: int, data: np.ndarray) -> None:
         population = self.population
@@ -515,7 +518,8 @@ class Propulator:
             row, curve = messages.decode_row(data, self.space.dim)
             self.heard += 1
             self.island_done += 1
-            self.peers_in_flight.discard(row.genes.tobytes())
+            if self.peers_in_flight:
+                self.peers_in_flight.discard(row.genes.tobytes())
             if row.key not in population.rows_by_key:
                 population.add(row)
                 if self.surrogate is not None and len(curve):
@@ -662,7 +666,10 @@ class Propulator:
                 self._test_sends()
                 _idle(waiting_since)  # leave the CPU to workers still evaluating
             self._drain(block_until=int(incoming.sum()))
-            # replacements triggered by late immigrants send more messages: count again
+            # replacements triggered by late immigrants send more messages: count again (one
+            # island has no immigrants, and its workers need not agree on that)
+            if self.layout.n_islands == 1:
+                break
             if comm.allreduce(int(self.sent_to.sum() != sent.sum())) == 0:
                 break
         mpi.Request.Waitall([r for r, _ in self.requests])

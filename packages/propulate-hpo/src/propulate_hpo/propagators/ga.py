@@ -203,20 +203,22 @@ class DefaultGenetic(Propagator):
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
         population, space = pool.population, pool.space
-        if rng.random() < self.random_init_probability:
+        # every uniform draw of a breed in one call (a call costs more than the numbers)
+        draws = rng.random(6 + space.dim)
+        fresh, first, second, mutate, point, gauss = draws[:6].tolist()
+        if fresh < self.random_init_probability:
             return pool.offspring(space.sample(rng))
         best = population.best(self.pop_size)
-        first, second = pick(rng, len(best), 2)
+        first, second = int(first * len(best)), int(second * (len(best) - 1))
+        second += second >= first  # two distinct parents
         genes = population.genes
-        child = np.where(
-            rng.random(space.dim) < self.crossover_share, genes[best[first]], genes[best[second]]
-        )
-        if rng.random() < self.mutation_probability:
-            where = int(rng.random() * space.dim)
+        child = np.where(draws[6:] < self.crossover_share, genes[best[first]], genes[best[second]])
+        if mutate < self.mutation_probability:
+            where = int(point * space.dim)
             child[where] = space.sample_gene(rng, where)
         numeric = space.numeric_index
         if len(numeric):
-            where = numeric[int(rng.random() * len(numeric))]
+            where = numeric[int(gauss * len(numeric))]
             child[where] += rng.normal(0.0, self.sigma * space.width[where])
         return pool.offspring(child)
 
