@@ -217,7 +217,7 @@ def checks(data: dict) -> list[tuple[str, str, bool]]:
             for kind in ("optuna-journal", "optuna-sqlite"):
                 if by[kind]:
                     factor = _median(by[kind], "wall_per_eval_ms") / wall
-                    out.append((where, f"{factor:.0f}x below {kind} (target 100x)", factor >= 100))
+                    out.append((where, f"{factor:.1f}x below {kind} (target 100x)", factor >= 100))
                     ok, p = _no_worse(best, [r["best"] for r in by[kind]])
                     out.append((where, f"best loss no worse than {kind} (p = {p:.2f})", ok))
     sleep_runs = data["sleep"]
