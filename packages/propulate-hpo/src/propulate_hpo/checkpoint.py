@@ -147,18 +147,14 @@ class WorkerLog:
             self._synced = now
 
     def start(self, worker: int, generation: int, island: int, genes: np.ndarray, t: float) -> None:
-        # formatted by hand: the same JSON as json.dumps (repr of a float round-trips exactly,
-        # genes are always finite), at a fraction of the cost for cheap loss functions
-        x = ",".join(map(repr, genes.tolist()))
+        x = _genes_json(genes)
         self._append(
-            f'{{"e":"start","w":{worker},"g":{generation},"i":{island},"x":[{x}],"t":{t!r}}}'
+            f'{{"e":"start","w":{worker},"g":{generation},"i":{island},"x":{x},"t":{t!r}}}'
         )
 
     def done(self, ev: Evaluation, with_candidate: bool = False) -> None:
         """The result of ``ev``; ``with_candidate``: no start record was written for it."""
-        candidate = ""
-        if with_candidate:
-            candidate = f',"i":{ev.island},"x":[{",".join(map(repr, ev.genes.tolist()))}]'
+        candidate = f',"i":{ev.island},"x":{_genes_json(ev.genes)}' if with_candidate else ""
         if ev.curve or ev.metrics or ev.error is not None or not math.isfinite(ev.loss):
             record: dict[str, Any] = {
                 "e": "done",
@@ -193,6 +189,13 @@ class WorkerLog:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+
+
+def _genes_json(genes: np.ndarray) -> str:
+    """``genes`` as a JSON array, formatted by hand: the same text as ``json.dumps`` (the repr of
+    a float round-trips exactly; genes are always finite) at a fraction of the cost, which
+    counts for cheap loss functions."""
+    return f"[{','.join(map(repr, genes.tolist()))}]"
 
 
 def _drop_torn_tail(path: Path) -> None:

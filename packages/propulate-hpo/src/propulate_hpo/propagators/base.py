@@ -20,13 +20,18 @@ from propulate_hpo.population import Pool
 from propulate_hpo.space import SearchSpace
 
 
+def distinct_pair(u: float, v: float, n: int) -> tuple[int, int]:
+    """Two distinct indices in [0, n), uniformly, from two uniform numbers in [0, 1)."""
+    i, j = int(u * n), int(v * (n - 1))
+    return i, j + (j >= i)
+
+
 def pick(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     """``k`` distinct indices in [0, n) in random order (~10x faster than ``rng.choice``)."""
     if k == 1:
         return np.array([int(rng.random() * n)])
     if k == 2:
-        i, j = int(rng.random() * n), int(rng.random() * (n - 1))
-        return np.array([i, j + (j >= i)])
+        return np.array(distinct_pair(rng.random(), rng.random(), n))
     if n <= 256:
         return rng.permutation(n)[:k]
     chosen: dict[int, None] = {}

@@ -12,6 +12,7 @@ from propulate_hpo.propagators.base import (
     Propagator,
     SelectBest,
     SelectUniform,
+    distinct_pair,
     pick,
 )
 from propulate_hpo.space import SearchSpace
@@ -209,8 +210,7 @@ class DefaultGenetic(Propagator):
         if fresh < self.random_init_probability:
             return pool.offspring(space.sample(rng))
         best = population.best(self.pop_size)
-        first, second = int(first * len(best)), int(second * (len(best) - 1))
-        second += second >= first  # two distinct parents
+        first, second = distinct_pair(first, second, len(best))
         genes = population.genes
         child = np.where(draws[6:] < self.crossover_share, genes[best[first]], genes[best[second]])
         if mutate < self.mutation_probability:
