@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from propulate_hpo import CheckpointError, SearchSpace, propulate
+from propulate_hpo import CheckpointError, SearchSpace, propulate, propulator
 from propulate_hpo.checkpoint import read_checkpoint
 
 SCRIPT = str(Path(__file__).with_name("checkpointed_run.py"))
@@ -45,7 +45,9 @@ def check_nothing_lost_or_repeated(before: list[dict], after: list[dict], total:
     assert len(genes) == len(set(genes))  # and no duplicate candidates
 
 
-def test_resume_continues_where_the_run_stopped(tmp_path):
+def test_resume_continues_where_the_run_stopped(tmp_path, monkeypatch):
+    # every evaluation counts as quick, even one that a loaded machine stretches past 1 ms
+    monkeypatch.setattr(propulator, "_IN_FLIGHT_ABOVE_S", 1.0)
     first = propulate(sphere, SPACE, generations=30, checkpoint_dir=tmp_path, seed=1)
     before = records(tmp_path)
     # quick evaluations: after the first, the result records carry the candidates
@@ -113,18 +115,20 @@ def test_corrupt_checkpoints_give_clear_errors(tmp_path):
         propulate(sphere, SPACE, generations=6, checkpoint_dir=wrong)
 
 
-def test_checkpoint_format_is_json_lines_not_pickle(tmp_path):
+def test_checkpoint_format_is_json_lines_not_pickle(tmp_path, monkeypatch):
+    # a wide margin between slow and quick, so that a loaded machine cannot blur them
+    monkeypatch.setattr(propulator, "_IN_FLIGHT_ABOVE_S", 0.05)
     calls = []
 
     def slow_then_quick(p):
         calls.append(p)
         if len(calls) <= 2:
-            time.sleep(0.002)
+            time.sleep(0.1)
         return sphere(p)
 
     propulate(slow_then_quick, SearchSpace(SPACE), generations=4, checkpoint_dir=tmp_path)
     written = records(tmp_path)
-    # a start record while evaluations take over a millisecond, then the result carries them
+    # a start record while evaluations are slow, then the result records carry them
     assert [r["e"] for r in written] == ["start", "done"] * 3 + ["done"]
     assert [("x" in r) for r in written if r["e"] == "done"] == [False] * 3 + [True]
     assert read_checkpoint(tmp_path).evaluations[(0, 3)].genes.tolist() == written[-1]["x"]
