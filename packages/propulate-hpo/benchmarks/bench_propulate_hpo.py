@@ -1,9 +1,10 @@
 """propulate-hpo on N ranks:
 
-    mpiexec -n 4 python bench_propulate_hpo.py FUNCTION EVALS SEED SLEEP [total | cma]
+    mpiexec -n 4 python bench_propulate_hpo.py FUNCTION EVALS SEED SLEEP [total | cma | paper]
 
 EVALS per worker, or with ``total`` EVALS x ranks for all workers together; with ``cma`` the
-CMA-ES propagator breeds instead of the default GA.
+CMA-ES propagator breeds instead of the default, with ``paper`` the paper's GA alone (the
+default without its elite samples).
 """
 
 import sys
@@ -12,8 +13,8 @@ import time
 import numpy as np
 from common import Objective, report, scratch_dir
 from mpi4py import MPI
-from propulate_hpo import Propulator
-from propulate_hpo.propagators import BasicCMA
+from propulate_hpo import Propulator, SearchSpace
+from propulate_hpo.propagators import BasicCMA, default_propagator
 
 name, evals, seed, sleep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 variant = sys.argv[5] if len(sys.argv) > 5 else ""
@@ -28,11 +29,15 @@ def loss(params):
     return objective(np.fromiter(params.values(), float, len(params)))
 
 
-# same settings as upstream: default propagator, pop_size = 2 x ranks, checkpointing on
+# same settings as upstream: pop_size = 2 x ranks, checkpointing on
+propagators = {
+    "cma": BasicCMA(),
+    "paper": default_propagator(2 * comm.size, SearchSpace(space), elite_probability=0.0),
+}
 propulator = Propulator(
     loss,
     space,
-    propagator=BasicCMA() if variant == "cma" else None,
+    propagator=propagators.get(variant),
     generations=None if total else evals,
     max_evaluations=comm.size * evals if total else None,
     seed=seed,

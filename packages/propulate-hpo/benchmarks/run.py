@@ -32,6 +32,7 @@ MPIEXEC = str(Path(sys.executable).with_name("mpiexec"))
 WORKERS = 4
 CHEAP_OPTIMIZERS = [
     "propulate-hpo",
+    "propulate-hpo-paper",
     "propulate-hpo-cma",
     "propulate 1.2.2",
     "optuna-journal",
@@ -49,7 +50,10 @@ SLEEP_OPTIMIZERS = [
     "deap-sync-ga-pop8",
 ]
 OPTIMIZERS = {
-    "propulate-hpo": "propulate-hpo 0.1.0 (this package)",
+    "propulate-hpo": "propulate-hpo 0.1.0 (this package), default breeding: the paper's GA "
+    "plus 15 % samples from a Gaussian fitted to the elite (`EliteGaussian`)",
+    "propulate-hpo-paper": "the same with the paper's breeding alone (the GA, "
+    "`elite_probability=0`): the algorithm upstream runs",
     "propulate-hpo-cma": "the same with its CMA-ES propagator (`BasicCMA`) instead of the "
     "default GA: the choice for smooth landscapes",
     "propulate-hpo-total": "the same with one budget for all workers (`max_evaluations`, which "
@@ -252,6 +256,23 @@ def targets(data: dict) -> list[str]:
     for budget, runs, _ in data["tables"]:
         verdicts = []
         for function in data["config"]["functions"]:
+            ours = [r["best"] for r in _select(runs, function, "propulate-hpo")]
+            paper = [r["best"] for r in _select(runs, function, "propulate-hpo-paper")]
+            if ours and paper:
+                ok, p = _no_worse(ours, paper)
+                verdicts.append(
+                    f"{function} {_fmt(statistics.median(ours))} vs "
+                    f"{_fmt(statistics.median(paper))} ({'no worse' if ok else '**worse**'}, "
+                    f"p = {p:.2f})"
+                )
+        if verdicts:
+            out.append(
+                f"- {WORKERS}x{budget}, for reference (not a target): median best loss of the "
+                f"default breeding vs the paper's GA alone (propulate-hpo-paper): "
+                f"{'; '.join(verdicts)}"
+            )
+        verdicts = []
+        for function in data["config"]["functions"]:
             cma = [r["best"] for r in _select(runs, function, "propulate-hpo-cma")]
             for kind in ("optuna-journal", "optuna-sqlite"):
                 theirs = [r["best"] for r in _select(runs, function, kind)]
@@ -315,7 +336,8 @@ def write_markdown(data: dict, path: Path) -> None:
             f"{n} seeds at {WORKERS} x {budget}" if budget != "sleep" else f"{n} with uneven times"
             for budget, n in cfg["seeds"].items()
         )
-        + f" (Optuna: seeds {cfg['optuna_seeds']}, it is slow); the best loss of one "
+        + f" (Optuna, it is slow: seeds {cfg['optuna_seeds']} with a journal, "
+        f"{cfg.get('sqlite_seeds', cfg['optuna_seeds'])} with SQLite); the best loss of one "
         "seed spreads over orders of magnitude, so the quality comparison needs many. Optuna "
         "runs only at the smaller budget, and with SQLite only on "
         f"{', '.join(cfg['sqlite_functions'])} (one such run takes one to four minutes here, "
@@ -456,7 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--long-seeds", type=int, default=12, help="seeds at 4 x 1000")
     parser.add_argument("--sleep-seeds", type=int, default=8, help="seeds with uneven times")
-    parser.add_argument("--optuna-seeds", type=int, default=3, help="seeds of Optuna (slow)")
+    parser.add_argument(
+        "--optuna-seeds", type=int, default=6, help="seeds of Optuna with a journal (slow)"
+    )
+    parser.add_argument(
+        "--sqlite-seeds", type=int, default=3, help="seeds of Optuna with SQLite (slower)"
+    )
     parser.add_argument("--output", type=Path, default=PACKAGE / "BENCHMARKS.md")
     parser.add_argument(
         "--resume", action="store_true", help=f"reuse the finished runs in {PROGRESS}"
@@ -477,9 +504,10 @@ def main(argv: list[str] | None = None) -> int:
 
     functions = FUNCTIONS[:2] if args.quick else FUNCTIONS
     if args.quick:
-        args.seeds = args.long_seeds = args.sleep_seeds = args.optuna_seeds = 1
+        args.seeds = args.long_seeds = args.sleep_seeds = args.optuna_seeds = args.sqlite_seeds = 1
     seeds, long_seeds, sleep_seeds = args.seeds, args.long_seeds, args.sleep_seeds
     optuna_seeds = list(range(args.optuna_seeds))
+    sqlite_seeds = list(range(args.sqlite_seeds))
     sqlite_functions = functions[:SQLITE_FUNCTIONS]
     budgets = (
         [(40, CHEAP_OPTIMIZERS, seeds)]
@@ -488,7 +516,13 @@ def main(argv: list[str] | None = None) -> int:
             (250, CHEAP_OPTIMIZERS, seeds),
             (
                 1000,
-                ["propulate-hpo", "propulate-hpo-cma", "propulate 1.2.2", "deap-sync-ga"],
+                [
+                    "propulate-hpo",
+                    "propulate-hpo-paper",
+                    "propulate-hpo-cma",
+                    "propulate 1.2.2",
+                    "deap-sync-ga",
+                ],
                 long_seeds,
             ),
         ]
@@ -523,9 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         for function in functions:
             for seed in range(n_seeds):
                 for optimizer in optimizers:
-                    if optimizer.startswith("optuna") and seed not in optuna_seeds:
+                    if optimizer == "optuna-journal" and seed not in optuna_seeds:
                         continue
-                    if optimizer == "optuna-sqlite" and function not in sqlite_functions:
+                    if optimizer == "optuna-sqlite" and (
+                        function not in sqlite_functions or seed not in sqlite_seeds
+                    ):
                         continue
                     run = measure_once(optimizer, function, evals, seed)
                     runs.append(run)
@@ -556,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {
             "seeds": {str(evals): n for evals, _, n in budgets} | {"sleep": sleep_seeds},
             "optuna_seeds": optuna_seeds,
+            "sqlite_seeds": sqlite_seeds,
             "sqlite_functions": sqlite_functions,
             "functions": functions,
             "sleep_functions": sleep_functions,

@@ -13,8 +13,11 @@ from propulate_hpo.propagators import (
     CrossoverBlend,
     CrossoverMultiPoint,
     CrossoverUniform,
+    DefaultGenetic,
+    EliteGaussian,
     InitUniform,
     IntervalMutationNormal,
+    Mixture,
     ParallelNelderMead,
     PointMutation,
     RandomPointMutation,
@@ -131,6 +134,96 @@ def test_default_propagator_finds_the_sphere_optimum_serially():
         loss, space, generations=600, seed=1, propagator=default_propagator(8, space)
     )
     assert result.best_loss < 1e-3
+
+
+def test_default_propagator_reaches_the_rosenbrock_valley_floor():
+    """The elite samples follow the curved valley that the GA alone crawls along."""
+    loss, space = benchmark("rosenbrock")
+    best = {
+        share: [
+            propulate(
+                loss,
+                space,
+                generations=1000,
+                seed=seed,
+                propagator=default_propagator(8, space, elite_probability=share),
+            ).best_loss
+            for seed in (0, 1, 2)
+        ]
+        for share in (0.0, 0.15)
+    }
+    assert max(best[0.15]) < 1e-4 < min(best[0.0])
+
+
+def test_default_propagator_is_the_paper_ga_without_elite_samples():
+    paper = default_propagator(8, SPACE, elite_probability=0.0)
+    assert isinstance(paper, Conditional) and isinstance(paper.if_enough, DefaultGenetic)
+    mixed = default_propagator(8, SPACE)
+    assert isinstance(mixed.if_enough, Mixture)
+    assert [type(p) for p in mixed.if_enough.propagators] == [DefaultGenetic, EliteGaussian]
+    with pytest.raises(ValueError, match="elite_probability"):
+        default_propagator(8, SPACE, elite_probability=1.5)
+
+
+def test_elite_gaussian_draws_with_the_elite_covariance_around_the_best():
+    space = SearchSpace({"a": (-10.0, 10.0), "b": (-10.0, 10.0), "c": ("x", "y", "z")})
+    population = _population(space, [float(i) for i in range(20)], seed=3)
+    elite_rows = population.best(6)
+    elite = population.genes[elite_rows]
+    rng = np.random.default_rng(0)
+    best = elite[0]
+    for widen in (1.0, 1.5):
+        sampler = EliteGaussian(6, widen=widen, jitter=0.0)
+        children = np.array([sampler(population.everything(), rng).genes[0] for _ in range(20000)])
+        # categorical: drawn with the frequencies in the elite
+        shares = [np.mean(children[:, 2] == c) for c in range(3)]
+        assert np.allclose(shares, [np.mean(elite[:, 2] == c) for c in range(3)], atol=0.02)
+        numeric = children[:, :2]
+        assert np.allclose(numeric.mean(axis=0), best[:2], atol=0.1)
+        expected = widen**2 * np.cov(elite[:, :2], rowvar=False)
+        assert np.allclose(np.cov(numeric, rowvar=False), expected, rtol=0.05)
+    # a pool that is not everything: its own best individuals, fit the same way
+    pool = SelectBest(6)(population.everything(), rng)
+    child = sampler(pool, rng).genes[0]
+    assert child[2] in elite[:, 2] and not np.array_equal(child[:2], best[:2])
+    # jitter moves genes in which the elite is spread even when its points are collinear
+    line = Population(space)
+    for g in range(4):
+        line.add(Row(0, g, 0, float(g), OK, 0.0, 0.0, 0, 0, np.array([g, 2.0 * g, 1.0])))
+    off_line = [
+        EliteGaussian(4, jitter=0.1)(line.everything(), rng).genes[0][:2] for _ in range(50)
+    ]
+    assert all(abs(b - 2.0 * a) > 1e-12 for a, b in off_line)
+    on_line = [EliteGaussian(4, jitter=0.0)(line.everything(), rng).genes[0][:2] for _ in range(50)]
+    assert all(abs(b - 2.0 * a) < 1e-9 for a, b in on_line)
+    with pytest.raises(ValueError, match="pop_size"):
+        EliteGaussian(1)
+    with pytest.raises(ValueError, match="jitter"):
+        EliteGaussian(4, jitter=-1.0)
+    with pytest.raises(ValueError, match="widen"):
+        EliteGaussian(4, widen=0.0)
+
+
+def test_elite_gaussian_samples_at_random_with_fewer_than_two_individuals():
+    population = _population(SPACE, [1.0])
+    rng = np.random.default_rng(0)
+    children = [EliteGaussian(8)(population.everything(), rng).genes[0] for _ in range(5)]
+    assert len({child.tobytes() for child in children}) == 5
+
+
+def test_mixture_draws_its_alternatives_with_their_weights():
+    population = _population(SPACE, [5.0, 1.0, 3.0, 0.5])
+    rng = np.random.default_rng(0)
+    mixture = Mixture([(3.0, SelectBest(1)), (1.0, SelectWorst(1))])
+    losses = [mixture(population.everything(), rng).losses[0] for _ in range(4000)]
+    assert abs(losses.count(0.5) / 4000 - 0.75) < 0.03
+    assert set(losses) == {0.5, 5.0}
+    with pytest.raises(ValueError, match="positive"):
+        Mixture([(0.0, SelectBest(1))])
+    with pytest.raises(ValueError, match="at least one"):
+        Mixture([])
+    with pytest.raises(ValueError, match="offspring"):
+        Mixture([(1.0, SelectBest(1)), (1.0, SelectBest(2))])
 
 
 @pytest.mark.parametrize(

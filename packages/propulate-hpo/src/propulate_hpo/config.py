@@ -20,6 +20,7 @@ from propulate_hpo.space import SearchSpace
 
 PropagatorName = Literal[
     "ga",
+    "ga-paper",
     "pso",
     "pso-clamping",
     "pso-constriction",
@@ -74,6 +75,7 @@ def make_propagator(name: str, space: SearchSpace, pop_size: int) -> Propagator:
     """The propagator called ``name`` (see :data:`PROPAGATORS`)."""
     makers = {
         "ga": lambda: default_propagator(pop_size, space),
+        "ga-paper": lambda: default_propagator(pop_size, space, elite_probability=0.0),
         "pso": BasicPSO,
         "pso-clamping": VelocityClampingPSO,
         "pso-constriction": ConstrictionPSO,

@@ -207,6 +207,8 @@ class SearchSpace:
         self._int_low = np.array([getattr(p, "low", 0) for p in self.parameters.values()])
         self._int_high = np.array([getattr(p, "high", 0) for p in self.parameters.values()])
         self.numeric_index = np.flatnonzero(self.numeric)
+        self.categorical_index = np.flatnonzero(~self.numeric)
+        self.all_numeric = len(self.categorical_index) == 0
         self._round = self._lin_int | self._discrete
         self._even = self._round  # sampled uniformly over their values, bounds included
         self._any_even = bool(self._even.any())

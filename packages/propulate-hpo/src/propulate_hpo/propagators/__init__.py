@@ -4,6 +4,7 @@ from propulate_hpo.propagators.base import (
     Compose,
     Conditional,
     InitUniform,
+    Mixture,
     Propagator,
     SelectBest,
     SelectTournament,
@@ -12,6 +13,7 @@ from propulate_hpo.propagators.base import (
     Stochastic,
 )
 from propulate_hpo.propagators.cmaes import CMAES, ActiveCMA, BasicCMA
+from propulate_hpo.propagators.elite import EliteGaussian
 from propulate_hpo.propagators.ga import (
     CrossoverBlend,
     CrossoverMultiPoint,
@@ -44,8 +46,10 @@ __all__ = [
     "CrossoverMultiPoint",
     "CrossoverUniform",
     "DefaultGenetic",
+    "EliteGaussian",
     "InitUniform",
     "IntervalMutationNormal",
+    "Mixture",
     "ParallelNelderMead",
     "PointMutation",
     "Propagator",

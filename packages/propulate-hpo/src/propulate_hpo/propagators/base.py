@@ -3,10 +3,10 @@
 A propagator maps a :class:`~propulate_hpo.population.Pool` to a smaller or new pool.
 ``parents`` is how many individuals it consumes (-1: any number), ``offspring`` how many it
 returns. Chains are built with :class:`Compose`, switched on population size with
-:class:`Conditional` and applied with a probability with :class:`Stochastic` (or the
-``probability`` argument every operator takes). Randomness comes from the generator the
-optimiser passes in, one per worker, so identical propagator objects on every rank still
-breed different children.
+:class:`Conditional`, applied with a probability with :class:`Stochastic` (or the
+``probability`` argument every operator takes) and drawn from alternatives with
+:class:`Mixture`. Randomness comes from the generator the optimiser passes in, one per worker,
+so identical propagator objects on every rank still breed different children.
 """
 
 from __future__ import annotations
@@ -145,6 +145,43 @@ class Stochastic(Propagator):
 
     def check(self, space: SearchSpace) -> None:
         self.propagator.check(space)
+
+
+class Mixture(Propagator):
+    """One of several propagators per breed, drawn with the given weights (e.g. a GA for most
+    children, a local model for some)."""
+
+    def __init__(self, choices: Sequence[tuple[float, Propagator]]) -> None:
+        super().__init__()
+        if len(choices) == 0:
+            raise ValueError("Mixture needs at least one (weight, propagator) pair")
+        weights = np.array([weight for weight, _ in choices], dtype=float)
+        if not (np.isfinite(weights).all() and (weights > 0).all()):
+            raise ValueError(f"Mixture: weights must be positive, got {weights.tolist()}")
+        self.propagators = [propagator for _, propagator in choices]
+        if len({propagator.offspring for propagator in self.propagators}) > 1:
+            raise ValueError(
+                f"Mixture: alternatives give different numbers of offspring: {self.propagators!r}"
+            )
+        parents = [propagator.parents for propagator in self.propagators]
+        self.parents = -1 if -1 in parents else max(parents)
+        self.offspring = self.propagators[0].offspring
+        self.cumulative = (np.cumsum(weights) / weights.sum()).tolist()
+
+    def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
+        u = rng.random()
+        for threshold, propagator in zip(self.cumulative, self.propagators, strict=True):
+            if u < threshold:
+                return propagator(pool, rng)
+        return self.propagators[-1](pool, rng)  # u within rounding of 1
+
+    def check(self, space: SearchSpace) -> None:
+        for propagator in self.propagators:
+            propagator.check(space)
+
+    def __repr__(self) -> str:
+        weights = np.diff([0.0, *self.cumulative]).round(6).tolist()
+        return f"Mixture({list(zip(weights, self.propagators, strict=True))!r})"
 
 
 class _Select(Propagator):

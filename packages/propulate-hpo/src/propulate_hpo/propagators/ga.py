@@ -1,4 +1,5 @@
-"""Genetic operators: crossover and mutation on gene vectors, plus Propulate's default chain."""
+"""Genetic operators: crossover and mutation on gene vectors, Propulate's breeding chain and
+the default breeding."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from propulate_hpo.propagators.base import (
     Compose,
     Conditional,
     InitUniform,
+    Mixture,
     Propagator,
     SelectBest,
     SelectUniform,
     distinct_pair,
     pick,
 )
+from propulate_hpo.propagators.elite import EliteGaussian
 from propulate_hpo.space import SearchSpace
 
 
@@ -258,9 +261,25 @@ def default_propagator(
     mutation_probability: float = 0.4,
     random_init_probability: float = 0.1,
     sigma: float = 0.05,
+    elite_probability: float = 0.15,
 ) -> Propagator:
-    """The breeding of :func:`default_chain`, with the fused :class:`DefaultGenetic` step."""
-    step = DefaultGenetic(
+    """The default breeding: Propulate's GA (:func:`default_chain`, fused into one
+    :class:`DefaultGenetic` step) for most children and, with ``elite_probability``, a child of
+    :class:`~propulate_hpo.propagators.elite.EliteGaussian` instead.
+
+    The GA alone (``elite_probability=0``, the paper's breeding) explores well but converges
+    slowly on smooth landscapes; with 15 % elite samples the best loss on smooth benchmark
+    functions fell by orders of magnitude and on rugged ones stayed the same (a quarter
+    already cost a little on schwefel and rastrigin; BENCHMARKS.md compares both defaults).
+    """
+    if not 0.0 <= elite_probability <= 1.0:
+        raise ValueError(f"elite_probability must be in [0, 1], got {elite_probability}")
+    step: Propagator = DefaultGenetic(
         pop_size, crossover_share, mutation_probability, random_init_probability, sigma
     )
+    elite = EliteGaussian(pop_size)
+    if elite_probability == 1.0:
+        step = elite
+    elif elite_probability > 0.0:
+        step = Mixture([(1.0 - elite_probability, step), (elite_probability, elite)])
     return Conditional(pop_size, step, InitUniform())
