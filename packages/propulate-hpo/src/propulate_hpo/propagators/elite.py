@@ -22,11 +22,11 @@ class EliteGaussian(Propagator):
     """One child from N(best, widen² C): C is the covariance of the ``pop_size`` best individuals.
 
     ``widen`` > 1 keeps the elite from shrinking faster than it moves: fitted exactly (1.0), it
-    often collapses short of the optimum in a curved valley (the cross-entropy method's
-    premature convergence); 1.25 rarely did on rosenbrock and hurt no rugged benchmark function.
+    often collapsed short of the optimum of rosenbrock's curved valley in trial runs (the
+    cross-entropy method's premature convergence); widened by 1.25 it rarely did.
 
-    Every numeric gene also gets independent noise of ``jitter`` times its elite standard
-    deviation, so that a gene in which the elite is spread still moves when the elite's
+    Every numeric gene also gets independent noise of ``jitter`` times its (widened) elite
+    standard deviation, so that a gene in which the elite is spread still moves when the elite's
     points lie in a lower-dimensional subspace (few points in many dimensions, or parents that
     share genes after crossover). Each categorical gene is that of a random elite member, so
     categories are drawn with their frequency in the elite. With fewer than two individuals
