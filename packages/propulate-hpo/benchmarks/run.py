@@ -5,7 +5,8 @@
     python benchmarks/run.py --resume        # after a crash: skip the runs already finished
 
 Every optimizer runs in a fresh process set, side by side in this one run, with 4 workers
-(MPI ranks or processes) and the same evaluation budget; figures are medians over seeds.
+(MPI ranks or processes) and the same evaluation budget, in an order that rotates from seed to
+seed; figures are medians over seeds.
 Measured: wall time of the optimisation (from the moment all workers are ready to the moment
 all are done; interpreter start-up and imports excluded), the optimizer's overhead per
 evaluation (4 x wall - time spent inside the loss function, over the evaluations: worker time
@@ -116,6 +117,13 @@ def measure(optimizer: str, function: str, evals: int, seed: int, sleep: float =
     result["overhead_per_eval_ms"] = 1e3 * lost / result["evals"]
     result["throughput_per_s"] = result["evals"] / result["wall_s"]
     return result
+
+
+def _rotated(optimizers: list[str], seed: int) -> list[str]:
+    """The optimizers in an order that rotates with the seed: none always runs right after the
+    same other one (a run after Optuna's minutes of file locking, say, can start slower)."""
+    shift = seed % len(optimizers)
+    return optimizers[shift:] + optimizers[:shift]
 
 
 def import_time(module: str, repeats: int = 5) -> float:
@@ -338,7 +346,14 @@ def write_markdown(data: dict, path: Path) -> None:
         )
         + f" (Optuna, it is slow: seeds {cfg['optuna_seeds']} with a journal, "
         f"{cfg.get('sqlite_seeds', cfg['optuna_seeds'])} with SQLite); the best loss of one "
-        "seed spreads over orders of magnitude, so the quality comparison needs many. Optuna "
+        "seed spreads over orders of magnitude, so the quality comparison needs many. "
+        + (
+            "The runs follow each other, the optimizers in an order that rotates from seed to "
+            "seed. "
+            if cfg.get("rotated")
+            else ""
+        )
+        + "Optuna "
         "runs only at the smaller budget, and with SQLite only on "
         f"{', '.join(cfg['sqlite_functions'])} (one such run takes one to four minutes here, "
         "and the whole benchmark is kept under an hour). *wall*: from all workers "
@@ -556,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for function in functions:
             for seed in range(n_seeds):
-                for optimizer in optimizers:
+                for optimizer in _rotated(optimizers, seed):
                     if optimizer == "optuna-journal" and seed not in optuna_seeds:
                         continue
                     if optimizer == "optuna-sqlite" and (
@@ -574,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     sleep_runs = []
     for function in sleep_functions:
         for seed in range(sleep_seeds):
-            for optimizer in SLEEP_OPTIMIZERS:
+            for optimizer in _rotated(SLEEP_OPTIMIZERS, seed):
                 run = measure_once(optimizer, function, sleep_evals, seed, sleep=0.02)
                 sleep_runs.append(run)
                 print(
@@ -593,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": {str(evals): n for evals, _, n in budgets} | {"sleep": sleep_seeds},
             "optuna_seeds": optuna_seeds,
             "sqlite_seeds": sqlite_seeds,
+            "rotated": True,
             "sqlite_functions": sqlite_functions,
             "functions": functions,
             "sleep_functions": sleep_functions,
