@@ -56,7 +56,7 @@ OPTIMIZERS = {
     "propulate-hpo-paper": "the same with the paper's breeding alone (the GA, "
     "`elite_probability=0`): the algorithm upstream runs",
     "propulate-hpo-cma": "the same with its CMA-ES propagator (`BasicCMA`) instead of the "
-    "default GA: the choice for smooth landscapes",
+    "default breeding: the choice for smooth landscapes",
     "propulate-hpo-total": "the same with one budget for all workers (`max_evaluations`, which "
     "upstream lacks) instead of a fixed number per worker",
     "propulate 1.2.2": "upstream Propulate 1.2.2",

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from propulate_hpo import SearchSpace, benchmark, propulate
+from propulate_hpo.config import make_propagator
 from propulate_hpo.population import OK, Population, Row
 from propulate_hpo.propagators import (
     ActiveCMA,
@@ -163,6 +164,8 @@ def test_default_propagator_is_the_paper_ga_without_elite_samples():
     assert [type(p) for p in mixed.if_enough.propagators] == [DefaultGenetic, EliteGaussian]
     with pytest.raises(ValueError, match="elite_probability"):
         default_propagator(8, SPACE, elite_probability=1.5)
+    by_name = make_propagator("ga-paper", SPACE, 8)
+    assert isinstance(by_name, Conditional) and isinstance(by_name.if_enough, DefaultGenetic)
 
 
 def test_elite_gaussian_draws_with_the_elite_covariance_around_the_best():

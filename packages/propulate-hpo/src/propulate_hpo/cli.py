@@ -323,7 +323,12 @@ def _parser() -> argparse.ArgumentParser:
         dest="max_evaluations",
         help="evaluations of all workers together (fast workers do more)",
     )
-    r.add_argument("--propagator", choices=PROPAGATORS, help="breeding method (default ga)")
+    r.add_argument(
+        "--propagator",
+        choices=PROPAGATORS,
+        help="breeding method (default ga: the paper's GA plus elite samples; ga-paper: the GA "
+        "alone)",
+    )
     r.add_argument("--pop-size", type=int, dest="pop_size", help="breeding pool size")
     r.add_argument("--islands", type=int, help="number of islands (default 1)")
     r.add_argument(
