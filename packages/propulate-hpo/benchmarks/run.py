@@ -345,16 +345,10 @@ def write_markdown(data: dict, path: Path) -> None:
             for budget, n in cfg["seeds"].items()
         )
         + f" (Optuna, it is slow: seeds {cfg['optuna_seeds']} with a journal, "
-        f"{cfg.get('sqlite_seeds', cfg['optuna_seeds'])} with SQLite); the best loss of one "
-        "seed spreads over orders of magnitude, so the quality comparison needs many. "
-        + (
-            "The runs follow each other, the optimizers in an order that rotates from seed to "
-            "seed. "
-            if cfg.get("rotated")
-            else ""
-        )
-        + "Optuna "
-        "runs only at the smaller budget, and with SQLite only on "
+        f"{cfg['sqlite_seeds']} with SQLite); the best loss of one seed spreads over orders of "
+        "magnitude, so the quality comparison needs many. The runs follow each other, the "
+        "optimizers in an order that rotates from seed to seed. Optuna runs only at the "
+        "smaller budget, and with SQLite only on "
         f"{', '.join(cfg['sqlite_functions'])} (one such run takes one to four minutes here, "
         "and the whole benchmark is kept under an hour). *wall*: from all workers "
         "ready to all done (no interpreter start-up or imports); *overhead / eval*: "
@@ -608,7 +602,6 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": {str(evals): n for evals, _, n in budgets} | {"sleep": sleep_seeds},
             "optuna_seeds": optuna_seeds,
             "sqlite_seeds": sqlite_seeds,
-            "rotated": True,
             "sqlite_functions": sqlite_functions,
             "functions": functions,
             "sleep_functions": sleep_functions,

@@ -67,6 +67,7 @@ class EliteGaussian(Propagator):
         # z @ deviations / sqrt(k - 1) has exactly the elite's covariance: no factorisation
         step = draws[:k] @ deviations
         if self.jitter:
+            # per-gene standard deviation times sqrt(k - 1), like the step before its scaling
             spread = np.sqrt(mean_weights @ (deviations * deviations) * k)
             step += self.jitter * spread * draws[k:]
         step *= self.widen / math.sqrt(k - 1)
