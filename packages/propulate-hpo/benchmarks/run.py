@@ -1,11 +1,11 @@
 """Benchmark propulate-hpo against upstream Propulate, Optuna and DEAP; writes BENCHMARKS.md.
 
-    python benchmarks/run.py                 # the full set (about 40 minutes on 2 cores)
+    python benchmarks/run.py                 # the full set (about an hour on 2 cores)
     python benchmarks/run.py --quick         # a few minutes, to check the scripts
     python benchmarks/run.py --resume        # after a crash: skip the runs already finished
 
 Every optimizer runs in a fresh process set, side by side in this one run, with 4 workers
-(MPI ranks or processes) and the same evaluation budget, in an order that rotates from seed to
+(MPI ranks or processes) and the same evaluation budget, in an order shuffled anew for each
 seed; figures are medians over seeds.
 Measured: wall time of the optimisation (from the moment all workers are ready to the moment
 all are done; interpreter start-up and imports excluded), the optimizer's overhead per
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -119,11 +120,11 @@ def measure(optimizer: str, function: str, evals: int, seed: int, sleep: float =
     return result
 
 
-def _rotated(optimizers: list[str], seed: int) -> list[str]:
-    """The optimizers in an order that rotates with the seed: none always runs right after the
-    same other one (a run after Optuna's minutes of file locking, say, can start slower)."""
-    shift = seed % len(optimizers)
-    return optimizers[shift:] + optimizers[:shift]
+def _shuffled(optimizers: list[str], seed: int) -> list[str]:
+    """The optimizers in an order drawn anew for each seed: none always runs right after the
+    same other one (a run after Optuna's minutes of file locking, say, can start slower; a
+    rotation would keep the neighbours)."""
+    return random.Random(seed).sample(optimizers, len(optimizers))
 
 
 def import_time(module: str, repeats: int = 5) -> float:
@@ -347,7 +348,7 @@ def write_markdown(data: dict, path: Path) -> None:
         + f" (Optuna, it is slow: seeds {cfg['optuna_seeds']} with a journal, "
         f"{cfg['sqlite_seeds']} with SQLite); the best loss of one seed spreads over orders of "
         "magnitude, so the quality comparison needs many. The runs follow each other, the "
-        "optimizers in an order that rotates from seed to seed. Optuna runs only at the "
+        "optimizers in an order shuffled anew for each seed. Optuna runs only at the "
         "smaller budget, and with SQLite only on "
         f"{', '.join(cfg['sqlite_functions'])} (one such run takes one to four minutes here, "
         "and the whole benchmark is kept under an hour). *wall*: from all workers "
@@ -488,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-seeds", type=int, default=12, help="seeds at 4 x 1000")
     parser.add_argument("--sleep-seeds", type=int, default=8, help="seeds with uneven times")
     parser.add_argument(
-        "--optuna-seeds", type=int, default=6, help="seeds of Optuna with a journal (slow)"
+        "--optuna-seeds", type=int, default=8, help="seeds of Optuna with a journal (slow)"
     )
     parser.add_argument(
         "--sqlite-seeds", type=int, default=3, help="seeds of Optuna with SQLite (slower)"
@@ -565,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for function in functions:
             for seed in range(n_seeds):
-                for optimizer in _rotated(optimizers, seed):
+                for optimizer in _shuffled(optimizers, seed):
                     if optimizer == "optuna-journal" and seed not in optuna_seeds:
                         continue
                     if optimizer == "optuna-sqlite" and (
@@ -583,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     sleep_runs = []
     for function in sleep_functions:
         for seed in range(sleep_seeds):
-            for optimizer in _rotated(SLEEP_OPTIMIZERS, seed):
+            for optimizer in _shuffled(SLEEP_OPTIMIZERS, seed):
                 run = measure_once(optimizer, function, sleep_evals, seed, sleep=0.02)
                 sleep_runs.append(run)
                 print(

@@ -269,7 +269,8 @@ def default_propagator(
 
     The GA alone (``elite_probability=0``, the paper's breeding) explores well but converges
     slowly on smooth landscapes; with 15 % elite samples the best loss on smooth benchmark
-    functions falls by orders of magnitude and on rugged ones stays about the same
+    functions falls by orders of magnitude, on rugged ones it stays about the same after a few
+    hundred evaluations per worker (schwefel can be worse) and is lower after a thousand
     (BENCHMARKS.md runs both). A quarter cost a little on schwefel and rastrigin in trial runs
     that are not part of the benchmark.
     """
