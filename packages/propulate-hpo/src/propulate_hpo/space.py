@@ -208,7 +208,6 @@ class SearchSpace:
         self._int_high = np.array([getattr(p, "high", 0) for p in self.parameters.values()])
         self.numeric_index = np.flatnonzero(self.numeric)
         self.categorical_index = np.flatnonzero(~self.numeric)
-        self.all_numeric = len(self.categorical_index) == 0
         self._round = self._lin_int | self._discrete
         self._even = self._round  # sampled uniformly over their values, bounds included
         self._any_even = bool(self._even.any())
@@ -231,7 +230,7 @@ class SearchSpace:
 
     @property
     def has_categorical(self) -> bool:
-        return bool(self._discrete.any())
+        return len(self.categorical_index) > 0
 
     def repair(self, genes: np.ndarray) -> np.ndarray:
         """Clip into bounds and round integers/categoricals, in place; returns ``genes``."""

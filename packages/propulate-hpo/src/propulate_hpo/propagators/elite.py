@@ -59,7 +59,7 @@ class EliteGaussian(Propagator):
         if k < 2:  # nothing to fit yet
             return pool.offspring(pool.space.sample(rng))
         space = pool.space
-        numeric = None if space.all_numeric else space.numeric_index
+        numeric = space.numeric_index if space.has_categorical else None
         points = elite if numeric is None else elite[:, numeric]
         draws = rng.standard_normal(k + points.shape[1])  # one call: calls cost more than numbers
         mean_weights = self._mean_weights(k)
