@@ -1,5 +1,6 @@
 """Crash-safe checkpoints: resume, in-flight candidates, torn and corrupt files, kill -9."""
 
+import contextlib
 import json
 import os
 import signal
@@ -145,8 +146,42 @@ def _kill_after(process, directory: Path, done_lines: int, timeout_s: float = 60
         time.sleep(0.05)
     else:
         pytest.fail("the run made no progress")
-    os.killpg(process.pid, signal.SIGKILL)  # kill -9 the whole launch: mpiexec and every rank
+    _kill_9(process)
+
+
+def _launched(pid: int) -> list[int]:
+    """``pid`` and every process below it: MPICH's mpiexec starts its proxy and each rank in a
+    session of their own, so killing the launch's process group would miss them."""
+    found, queue = [], [pid]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        with contextlib.suppress(OSError):  # it has already exited
+            queue.extend(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie writes nothing
+
+
+def _kill_9(process) -> None:
+    """kill -9 the whole launch, mpiexec and every rank, and wait until all are gone: a rank
+    that outlived mpiexec by a few milliseconds could write after the test reads the logs."""
+    pids = _launched(process.pid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in pids[1:]):
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes of the launch outlived kill -9: {pids}")
+        time.sleep(0.01)
 
 
 def _finish(launch, directory: Path, generations: int, ranks: int | None) -> str:
@@ -250,7 +285,7 @@ def test_an_error_on_one_rank_aborts_every_rank_instead_of_hanging(tmp_path, lau
     try:
         out, _ = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        _kill_9(process)
         pytest.fail("the other rank hung after one rank failed")
     assert process.returncode != 0
     assert "propagator bug" in out and "worker 1 failed; aborting all ranks" in out
