@@ -271,8 +271,8 @@ def default_propagator(
     slowly on smooth landscapes; with 15 % elite samples the best loss on smooth benchmark
     functions falls by orders of magnitude, on rugged ones it stays about the same after a few
     hundred evaluations per worker (schwefel can be worse) and is lower after a thousand
-    (BENCHMARKS.md runs both). A quarter cost a little on schwefel and rastrigin in trial runs
-    that are not part of the benchmark.
+    (BENCHMARKS.md runs both). A quarter ends higher on schwefel and rastrigin
+    (ELITE_SHARE.md, written by ``benchmarks/elite_share.py``).
     """
     if not 0.0 <= elite_probability <= 1.0:
         raise ValueError(f"elite_probability must be in [0, 1], got {elite_probability}")
