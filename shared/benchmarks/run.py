@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,9 +25,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads its BLA
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
+from shared_hpc.bench import machine_line, replace_marked_block
 from shared_hpc.energy import EnergyMeter
-from shared_hpc.hardware import cpu_count, cpu_model
-from shared_hpc.records import replace_marked_block, write_text_atomic
+from shared_hpc.files import write_text_atomic
 
 HERE = Path(__file__).resolve().parent.parent
 FIRST_USE = """
@@ -89,7 +88,7 @@ def main() -> None:
         ).stdout
     )
 
-    machine = f"{cpu_model()}, {cpu_count()} logical CPUs, {platform.system()}"
+    machine = machine_line()
     wall_diff, wall_noise = statistics.median(wall) - 1, statistics.median(noise)
     verdict = (
         "The wall-time difference is within the run-to-run noise of this machine, so it "

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from shared_hpc.config import config_to_dict, load_config
+from shared_hpc.config import ConfigError, config_to_dict, load_config
 
 
 @dataclass
@@ -88,7 +88,7 @@ def test_bad_values_name_the_field(source, message):
 
 
 def test_bad_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
+    with pytest.raises(ConfigError, match=r"missing\.toml does not exist"):
         load_config(Config, tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = = 3\n")
@@ -108,4 +108,91 @@ def test_validation_in_post_init_still_runs():
                 raise ValueError("n must be at least 1")
 
     with pytest.raises(ValueError, match="at least 1"):
+        load_config(Positive, n=0)
+
+
+@dataclass
+class Train:
+    """Training settings.
+
+    Attributes:
+        batch_size: Samples per step
+            and rank.
+        schedule: Learning-rate schedule.
+    """
+
+    batch_size: int = 32
+    schedule: Literal["cosine", "constant"] = "cosine"
+    max_steps: int | None = None
+    widths: list[int] = field(default_factory=lambda: [8, 8])
+    shuffle: bool = True
+
+
+@dataclass
+class Run:
+    """A run.
+
+    Attributes:
+        output: Where results go.
+    """
+
+    output: Path = Path("run")
+    train: Train = field(default_factory=Train)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _parse(*argv: str):
+    import argparse
+
+    from shared_hpc.config import add_config_flags, config_from_args
+
+    parser = argparse.ArgumentParser(prog="tool")
+    parser.add_argument("data")
+    add_config_flags(parser, Run)
+    args = parser.parse_args(["data.nc", *argv])
+    return parser, args, config_from_args(args)
+
+
+def test_every_field_gets_a_flag_named_after_its_table():
+    parser, args, cfg = _parse()
+    assert cfg == Run() and args.data == "data.nc"
+    text = parser.format_help()
+    flags = "--output --train.batch-size --train.schedule --train.max-steps --train.widths"
+    for flag in [*flags.split(), "--train.shuffle", "--no-train.shuffle", "--config"]:
+        assert flag in text
+    assert "--tags" not in text  # a table of tables: TOML only
+    assert "Samples per step and rank. (default: 32)" in " ".join(text.split())
+
+
+def test_flags_override_the_toml_file_and_convert_their_values(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('output = "from-file"\n[train]\nbatch_size = 4\nschedule = "constant"\n')
+    _, _, cfg = _parse("--config", str(path), "--train.batch-size", "8", "--train.widths", "2,3",
+                       "--no-train.shuffle", "--train.max-steps", "100")  # fmt: skip
+    assert cfg.output == Path("from-file") and cfg.train.schedule == "constant"
+    assert cfg.train == Train(batch_size=8, schedule="constant", max_steps=100, widths=[2, 3],
+                              shuffle=False)  # fmt: skip
+    _, _, cfg = _parse("--train.max-steps", "none")
+    assert cfg.train.max_steps is None
+
+
+def test_bad_flag_values_stop_in_argparse(capsys):
+    with pytest.raises(SystemExit) as stop:
+        _parse("--train.schedule", "linear")
+    assert stop.value.code == 2
+    assert "invalid choice: 'linear'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse("--train.batch-size", "many")
+
+
+def test_validation_errors_become_config_errors():
+    @dataclass
+    class Positive:
+        n: int = 1
+
+        def __post_init__(self) -> None:
+            if self.n < 1:
+                raise ValueError("n must be at least 1")
+
+    with pytest.raises(ConfigError, match="at least 1"):
         load_config(Positive, n=0)

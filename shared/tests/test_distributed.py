@@ -7,8 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
 
-from shared_hpc import SerialComm, init_torch_distributed, torch_distributed  # noqa: E402
-from shared_hpc.distributed import _first_slurm_host, free_port  # noqa: E402
+from shared_hpc import SerialComm, torch_distributed  # noqa: E402
+from shared_hpc.distributed import (  # noqa: E402
+    _first_slurm_host,
+    free_port,
+    init_torch_distributed,
+)
 
 _LAUNCH_VARS = (
     "RANK",
@@ -30,8 +34,14 @@ def clean_env(monkeypatch):
         dist.destroy_process_group()
 
 
-def test_single_process_group_all_reduce_and_teardown():
+def test_single_process_has_no_group_unless_asked():
     with torch_distributed() as info:
+        assert (info.rank, info.world_size, info.source, info.group) == (0, 1, "single", False)
+        assert not dist.is_initialized()
+
+
+def test_single_process_group_all_reduce_and_teardown():
+    with torch_distributed(single_process_group=True) as info:
         assert (info.rank, info.world_size, info.source, info.backend) == (0, 1, "single", "gloo")
         assert info.device == torch.device("cpu") and info.master_addr == "127.0.0.1"
         tensor = torch.tensor([2.5])
@@ -46,11 +56,11 @@ def test_explicit_serial_comm_is_a_one_rank_group():
 
 
 def test_group_is_destroyed_when_the_body_raises():
-    with pytest.raises(ZeroDivisionError), torch_distributed():
+    with pytest.raises(ZeroDivisionError), torch_distributed(single_process_group=True):
         assert dist.is_initialized()
         _ = 1 / 0
     assert not dist.is_initialized()
-    with torch_distributed() as info:  # and a new one can be made at once
+    with torch_distributed(single_process_group=True) as info:  # a new one can be made at once
         assert info.world_size == 1
 
 
@@ -83,7 +93,10 @@ def test_bad_requests_fail_before_joining(monkeypatch):
 
 
 def test_second_group_in_one_process_is_refused():
-    with torch_distributed(), pytest.raises(RuntimeError, match="already initialised"):
+    with (
+        torch_distributed(single_process_group=True),
+        pytest.raises(RuntimeError, match="already initialised"),
+    ):
         init_torch_distributed()
 
 
@@ -97,7 +110,7 @@ def test_first_slurm_host(nodelist, first):
 
 @pytest.mark.gpu
 def test_cuda_device_and_nccl_backend():
-    with torch_distributed() as info:
+    with torch_distributed(single_process_group=True) as info:
         assert info.backend == "nccl" and info.device.type == "cuda"
         tensor = torch.ones(1, device=info.device)
         dist.all_reduce(tensor)

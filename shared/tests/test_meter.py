@@ -6,36 +6,57 @@ import time
 
 import pytest
 
+from shared_hpc import SerialComm
 from shared_hpc.energy import EnergyMeter, EnergyReport, NodeReading
+from shared_hpc.energy import meter as meter_module
 
 
-def test_context_manager_decorator_and_start_stop_agree(powercap):
+def test_context_manager_and_start_stop_agree(powercap):
     tree = powercap({"intel-rapl:0": "package-0"})
     meter = EnergyMeter(backends=("rapl",), powercap_root=tree.root)
-
-    @meter
-    def train(joules: float) -> str:
-        tree.add("intel-rapl:0", joules)
-        return "done"
-
-    assert train.energy_report is None
-    assert train(4.0) == "done"
-    assert train.energy_report.joules == pytest.approx({"cpu": 4.0})
-    assert train(1.5) == "done"
-    assert train.energy_report.joules == pytest.approx({"cpu": 1.5})
-
+    with meter:
+        tree.add("intel-rapl:0", 4.0)
+    assert meter.report.joules == pytest.approx({"cpu": 4.0})
     meter.start()
     tree.add("intel-rapl:0", 2.0)
     assert meter.stop().joules == pytest.approx({"cpu": 2.0})
 
 
-def test_meter_stops_and_reports_when_the_body_raises(powercap):
+def test_a_meter_inside_a_running_one_shares_its_sensors(powercap):
+    tree = powercap({"intel-rapl:0": "package-0", "intel-rapl:0:2": "dram"})
+    outer = EnergyMeter(backends=("rapl",), powercap_root=tree.root)
+    inner = EnergyMeter(backends=("rapl",), powercap_root=tree.root)
+    with outer:
+        tree.add("intel-rapl:0", 1.0)
+        for step in (2.0, 3.0):
+            with inner:
+                assert len(meter_module._running) == 1  # one set of sensors, not two
+                tree.add("intel-rapl:0", step)
+                tree.add("intel-rapl:0:2", step / 10)
+            assert inner.report.joules == pytest.approx({"cpu": step, "dram": step / 10})
+        tree.add("intel-rapl:0", 0.5)
+    assert outer.report.joules == pytest.approx({"cpu": 6.5, "dram": 0.5})
+    assert meter_module._running == {}  # closed with the last meter
+
+
+def test_a_body_that_raises_gets_this_nodes_report_without_a_collective(powercap):
+    """Another rank may have failed too and never reach a collective: nobody waits for it."""
     tree = powercap({"intel-rapl:0": "package-0"})
-    meter = EnergyMeter(backends=("rapl",), powercap_root=tree.root)
+
+    class NoCollectives(SerialComm):
+        def barrier(self) -> None:
+            raise AssertionError("a failed rank must not wait for the others")
+
+        def allgather(self, sendobj):
+            raise AssertionError("a failed rank must not wait for the others")
+
+    meter = EnergyMeter(SerialComm(), backends=("rapl",), powercap_root=tree.root)
     with pytest.raises(KeyError), meter:
+        meter.comm = NoCollectives()
         tree.add("intel-rapl:0", 1.0)
         raise KeyError("boom")
-    assert meter.report.joules == pytest.approx({"cpu": 1.0})
+    assert meter.report.joules == pytest.approx({"cpu": 1.0}) and meter.report.ranks == 1
+    meter.comm = SerialComm()
     meter.start()  # usable again
     meter.stop()
 
@@ -82,22 +103,6 @@ def test_measured_only_when_every_number_is_measured():
     a = NodeReading("a", {"cpu": 1.0}, {"cpu": "rapl"}, {"cpu": 1})
     assert EnergyReport.from_readings([a], 1.0).measured
     assert not EnergyReport.from_readings([], 1.0).measured
-
-
-def test_co2_uses_codecarbons_grid_intensity():
-    report = EnergyReport.from_readings(
-        [NodeReading("a", {"cpu": 3.6e6}, {"cpu": "rapl"}, {"cpu": 1})],
-        3600.0,
-        country_iso_code="FRA",
-    )
-    from codecarbon.input import DataSource
-
-    grams = DataSource().get_global_energy_mix_data()["FRA"]["carbon_intensity"]
-    assert report.co2_kg() == pytest.approx(grams / 1000)
-    assert report.co2_kg(pue=1.5) == pytest.approx(1.5 * grams / 1000)
-    report.country_iso_code = "XXX"
-    with pytest.raises(ValueError, match="XXX"):
-        report.co2_kg()
 
 
 def _overhead_fraction(seconds: float) -> tuple[float, EnergyReport]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from shared_hpc import (
     EnergyMeter,
     rank_info,
-    seed_everything,
     split_by_color,
     split_by_node,
     torch_distributed,
@@ -41,11 +39,13 @@ def test_split_by_color_and_by_node(comm):
         c.Free()
 
 
-def test_seeds_differ_per_rank(comm):
-    used = seed_everything(7, comm)
-    assert used == 7 + comm.rank
-    draws = comm.allgather(float(np.random.rand()))  # noqa: NPY002 (the seeded global one)
-    assert len(set(draws)) == 4
+def test_a_rank_without_colour_joins_no_part(comm):
+    part = split_by_color(comm, 0 if comm.rank < 3 else None)
+    if comm.rank < 3:
+        assert part.allgather(comm.rank) == [0, 1, 2]
+        part.Free()
+    else:
+        assert part is None
 
 
 def test_torch_all_reduce_over_gloo_from_mpi(comm):

@@ -1,10 +1,10 @@
-"""The serial stand-in communicator, launcher detection, logging and seeding (no mpiexec)."""
+"""The serial stand-in communicator, launcher detection and variables, logging (no mpiexec)."""
 
 from __future__ import annotations
 
 import logging
-import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +13,13 @@ from shared_hpc import mpi
 from shared_hpc.mpi import (
     Comm,
     SerialComm,
+    find_mpiexec,
     get_comm,
     get_logger,
     launched_under_mpi,
     rank0_print,
     rank_info,
-    seed_everything,
+    serial_environ,
     split_by_color,
     split_by_node,
 )
@@ -107,6 +108,7 @@ def test_point_to_point_to_self_is_refused():
 def test_splitting_and_rank_info():
     comm = SerialComm()
     assert isinstance(split_by_color(comm, 3), SerialComm)
+    assert split_by_color(comm, None) is None
     assert isinstance(split_by_node(comm), SerialComm)
     assert isinstance(comm.Split_type(0), SerialComm) and isinstance(comm.Dup(), SerialComm)
     with pytest.raises(ValueError, match="color"):
@@ -148,25 +150,27 @@ def test_logger_tags_rank_and_quiets_other_ranks(capsys):
     assert len(get_logger("shared_hpc.test.rank0", SerialComm()).handlers) == 1  # no duplicates
 
 
-def _draws() -> tuple[float, float, float]:
-    import torch
-
-    return random.random(), float(np.random.rand()), float(torch.rand(1))  # noqa: NPY002
-
-
-def test_seeding_repeats_and_differs_per_rank():
-    assert seed_everything(42, SerialComm()) == 42
-    first = _draws()
-    seed_everything(42, SerialComm())
-    assert _draws() == first
-    assert seed_everything(42, _Rank2Of4()) == 44
-    other_rank = _draws()
-    assert all(a != b for a, b in zip(first, other_rank, strict=True))
-    assert seed_everything(42, _Rank2Of4(), per_rank=False) == 42
-    assert _draws() == first
+def test_serial_environ_drops_launcher_variables_only():
+    env = {
+        "PMI_RANK": "1",
+        "OMPI_COMM_WORLD_SIZE": "4",
+        "HYDRA_PROXY": "x",
+        "SLURM_STEP_ID": "0",
+        "MPI_LOCALNRANKS": "2",
+        "SLURM_JOB_ID": "7",
+        "PATH": "/bin",
+        "OMP_NUM_THREADS": "1",
+    }
+    assert serial_environ(env) == {"SLURM_JOB_ID": "7", "PATH": "/bin", "OMP_NUM_THREADS": "1"}
+    assert launched_under_mpi(serial_environ(env)) is None
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
-def test_bad_seed_is_rejected(bad):
-    with pytest.raises(ValueError, match="seed"):
-        seed_everything(bad, SerialComm())
+def test_find_mpiexec_prefers_this_environments_launcher(monkeypatch, tmp_path):
+    python = tmp_path / "bin" / "python"
+    python.parent.mkdir()
+    monkeypatch.setattr(sys, "executable", str(python))
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert find_mpiexec() is None
+    (python.parent / "mpiexec").write_text("#!/bin/sh\n")
+    assert find_mpiexec() == str(python.parent / "mpiexec")
+    assert Path(find_mpiexec()).exists()

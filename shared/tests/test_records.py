@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -12,16 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared_hpc import (
-    RunRecord,
-    environment_info,
-    replace_marked_block,
-    write_json_atomic,
-    write_text_atomic,
-)
+import shared_hpc
+from shared_hpc import Headline, RunRecord, environment_info
 from shared_hpc.energy import EnergyReport, NodeReading
 
-HEADLINE = {"name": "MSE", "value": 0.5, "unit": "", "paper": 0.4, "higher_is_better": False}
+HEADLINE = Headline("MSE", 0.5, paper=0.4, higher_is_better=False)
 
 
 @dataclass
@@ -58,7 +54,7 @@ def test_round_trip(tmp_path):
     back = RunRecord.read(path)
     assert back == RunRecord(**{k: v for k, v in data.items()})
     assert back.energy_report.total_joules == 10.0
-    assert back.headline == HEADLINE and back.artifacts == ["plot.png"]
+    assert back.headline == dataclasses.asdict(HEADLINE) and back.artifacts == ["plot.png"]
     assert back.started_at < back.finished_at
 
 
@@ -76,7 +72,7 @@ def test_environment_names_machine_and_libraries():
     ):
         assert key in env
     assert env["cpu_count"] >= 1 and env["python"].count(".") == 2
-    assert env["packages"]["shared-hpc"] == "0.1.0"
+    assert env["packages"]["shared-hpc"] == shared_hpc.__version__
     assert env["mpi_size"] == 1
 
 
@@ -128,62 +124,3 @@ def test_reading_foreign_or_broken_files(tmp_path):
     partial.write_text(json.dumps({"schema": "shared-hpc/run-record/1", "package": "p"}))
     with pytest.raises(ValueError, match="lacks the run-record field"):
         RunRecord.read(partial)
-
-
-def test_atomic_write_replaces_content_and_converts_values(tmp_path):
-    path = tmp_path / "a.json"
-    write_json_atomic(path, {"x": np.int64(3), "p": Path("/d"), "inf": math.inf})
-    assert json.loads(path.read_text()) == {"x": 3, "p": "/d", "inf": None}
-    write_text_atomic(path, "second\n")
-    assert path.read_text() == "second\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left
-    with pytest.raises(TypeError, match="cannot store object"):
-        write_json_atomic(path, {"bad": object()})
-    assert path.read_text() == "second\n"  # a failed write changes nothing
-    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
-
-
-def test_crash_in_the_middle_of_a_write_leaves_the_old_file_whole(tmp_path):
-    """The writer is killed (SIGKILL) after half the data reached the temporary file."""
-    target = tmp_path / "results.json"
-    write_json_atomic(target, {"generation": 1})
-    script = f"""
-import os, signal
-import shared_hpc.records as records
-real_write = records.os.fdopen
-
-class Dying:
-    def __init__(self, handle):
-        self.handle = handle
-    def __enter__(self):
-        return self
-    def __exit__(self, *exc):
-        return False
-    def write(self, text):
-        self.handle.write(text[: len(text) // 2])
-        self.handle.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-    def __getattr__(self, name):
-        return getattr(self.handle, name)
-
-records.os.fdopen = lambda *a, **k: Dying(real_write(*a, **k))
-records.write_json_atomic({str(target)!r}, {{"generation": 2, "payload": "x" * 100000}})
-"""
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
-    assert proc.returncode == -9  # really killed mid-write
-    assert json.loads(target.read_text()) == {"generation": 1}
-    leftovers = [p for p in tmp_path.iterdir() if p != target]
-    assert len(leftovers) == 1 and leftovers[0].name.startswith(".results.json.")
-    assert 0 < leftovers[0].stat().st_size < 100000  # the half-written data never became the file
-
-
-def test_replace_marked_block_keeps_the_prose_around_it(tmp_path):
-    path = tmp_path / "README.md"
-    path.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\noutro\n")
-    replace_marked_block(path, "headline", "new 1.5x\n")
-    assert (
-        path.read_text()
-        == "intro\n<!-- headline:start -->\nnew 1.5x\n<!-- headline:end -->\noutro\n"
-    )
-    with pytest.raises(ValueError, match="lacks the markers <!-- other:start -->"):
-        replace_marked_block(path, "other", "x")

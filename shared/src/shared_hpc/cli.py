@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from shared_hpc.__about__ import __version__
+from shared_hpc.command import run_main
+from shared_hpc.config import add_config_flags, config_from_args
+from shared_hpc.demo import DemoConfig
+from shared_hpc.errors import UserError
 
 __all__ = ["main"]
 
@@ -172,20 +176,19 @@ def _run_in_process(rest: list[str]) -> int:
 
 def _energy(args: argparse.Namespace) -> int:
     from shared_hpc.energy import EnergyMeter
+    from shared_hpc.files import write_json_atomic
     from shared_hpc.mpi import get_comm, launched_under_mpi
-    from shared_hpc.records import environment_info, write_json_atomic
+    from shared_hpc.records import environment_info
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
     if not command:
-        raise ValueError(
-            "no command given; usage: shared-hpc energy [--output FILE] -- COMMAND ..."
-        )
+        raise UserError("no command given; usage: shared-hpc energy [--output FILE] -- COMMAND ...")
     comm = get_comm()
     python_args = _python_target(command) if launched_under_mpi() else None
     if python_args is None and shutil.which(command[0]) is None:
-        raise ValueError(f"command not found: {command[0]!r}")
+        raise UserError(f"command not found: {command[0]!r}")
     if python_args and python_args[0] not in ("-c", "-m") and not Path(python_args[0]).is_file():
-        raise ValueError(f"script not found: {python_args[0]!r}")
+        raise UserError(f"script not found: {python_args[0]!r}")
     with EnergyMeter(comm, sample_interval_s=args.interval) as meter:
         if python_args is not None:
             code = _run_in_process(python_args)
@@ -211,14 +214,14 @@ def _energy(args: argparse.Namespace) -> int:
 
 # --- demo / run-demos ------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
-    from shared_hpc.demo import DemoConfig, run_demo
+    from shared_hpc.demo import run_demo
 
-    config = DemoConfig(steps=args.steps, seed=args.seed)
+    config = config_from_args(args)
     try:
         import matplotlib  # noqa: F401
         import torch  # noqa: F401
     except ImportError as err:
-        raise ValueError(
+        raise UserError(
             f"the demo needs torch and matplotlib: pip install shared-hpc[demo] ({err})"
         ) from None
     run_demo(args.output, config)
@@ -238,14 +241,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="shared-hpc", description="MPI, torch.distributed and energy helpers for HPC training."
     )
     parser.add_argument("--version", action="version", version=f"shared-hpc {__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub = parser.add_subparsers(dest="command", required=True)
 
     info = sub.add_parser(
         "info", help="what MPI, torch, devices and energy sensors this machine offers"
     )
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.add_argument("--powercap-root", default="/sys/class/powercap", help=argparse.SUPPRESS)
-    info.set_defaults(func=_info)
+    info.set_defaults(run=_info)
 
     energy = sub.add_parser(
         "energy",
@@ -259,16 +262,17 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("energy.json"), help="JSON file (default energy.json)"
     )
     energy.add_argument("--interval", type=float, default=1.0, help="sampling interval in seconds")
-    energy.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
-    energy.set_defaults(func=_energy)
+    energy.add_argument(
+        "command_line", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- COMMAND [ARGS...]"
+    )
+    energy.set_defaults(run=_energy)
 
     demo = sub.add_parser("demo", help="measure a short torch training loop and write a run record")
     demo.add_argument(
         "--output", type=Path, required=True, help="directory for results.json and demo.png"
     )
-    demo.add_argument("--steps", type=int, default=2500, help="training steps (default 2500)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_demo)
+    add_config_flags(demo, DemoConfig)
+    demo.set_defaults(run=_demo)
 
     run = sub.add_parser(
         "run-demos", help="run every installed package's demo and write SUMMARY.md"
@@ -276,15 +280,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, required=True, help="directory for the demos' outputs")
     run.add_argument("--timeout", type=float, default=1800, help="seconds per demo (default 1800)")
     run.add_argument("names", nargs="*", help="demos to run (default: all installed)")
-    run.set_defaults(func=_run_demos)
+    run.set_defaults(run=_run_demos)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``shared-hpc`` and ``python -m shared_hpc``; returns the exit code."""
-    args = _parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ValueError as err:
-        print(f"shared-hpc {args.cmd}: error: {err}", file=sys.stderr)
-        return 2
+    return run_main(_parser(), argv)

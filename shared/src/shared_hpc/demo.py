@@ -9,24 +9,34 @@ each rank drawing its own shard; rank 0 writes ``results.json`` and ``demo.png``
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shared_hpc.__about__ import __version__
-from shared_hpc.config import config_to_dict
 from shared_hpc.distributed import torch_distributed
-from shared_hpc.energy import EnergyMeter, EnergyReport
-from shared_hpc.mpi import get_comm, rank0_print, seed_everything
-from shared_hpc.records import RunRecord, write_json_atomic
+from shared_hpc.energy import EnergyReport
+from shared_hpc.errors import UserError
+from shared_hpc.files import write_json_atomic
+from shared_hpc.mpi import Comm, get_comm, rank0_print
+from shared_hpc.recorder import Recorder
+from shared_hpc.records import Headline, RunRecord
 
 __all__ = ["DemoConfig", "run_demo"]
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Settings of the demo; the defaults take about ten seconds on two CPU cores."""
+    """Settings of the demo; the defaults take about ten seconds on two CPU cores.
+
+    Attributes:
+        steps: Training steps.
+        batch_size: Samples per rank and step.
+        hidden: Width of the MLP's two hidden layers.
+        lr: Adam's learning rate.
+        inputs: Dimension of the regression inputs.
+        seed: Seed of the data and the initial weights (each rank adds its rank to it).
+    """
 
     steps: int = 2500
     batch_size: int = 256
@@ -38,9 +48,9 @@ class DemoConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "hidden", "inputs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
+            raise UserError(f"lr must be a positive number, got {self.lr}")
 
 
 def _target(x: Any) -> Any:
@@ -55,12 +65,10 @@ def _target(x: Any) -> Any:
 def _plot(
     path: Path, losses: list[float], val_every: int, val: list[float], report: EnergyReport
 ) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_energy) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_energy = fig.subplots(1, 2)
     ax_loss.semilogy(losses, label="training loss (rank 0 batch)", alpha=0.6)
     ax_loss.semilogy([i * val_every for i in range(len(val))], val, "o-", label="validation MSE")
     ax_loss.set_xlabel("step")
@@ -74,13 +82,13 @@ def _plot(
     ax_energy.set_title(
         f"{report.total_joules:.0f} J in {report.seconds:.1f} s on {report.nodes} node(s)"
     )
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
-def run_demo(output: str | Path, config: DemoConfig | None = None, comm: Any = None) -> RunRecord:
-    """Train, measure and record; returns the run record (written by rank 0 only)."""
+def run_demo(
+    output: str | Path, config: DemoConfig | None = None, comm: Comm | None = None
+) -> RunRecord:
+    """Train, measure and record; returns the run record (files written by rank 0 only)."""
     import torch
     from torch.nn.parallel import DistributedDataParallel
 
@@ -90,9 +98,8 @@ def run_demo(output: str | Path, config: DemoConfig | None = None, comm: Any = N
     # One thread per rank: a model this small gains nothing from intra-op threads, and spinning
     # thread pools slow everyone down when ranks share cores.
     torch.set_num_threads(1)
-    seed_everything(config.seed, comm)
-    began = time.perf_counter()
-    with torch_distributed(comm) as dist_info:
+    torch.manual_seed(config.seed + comm.Get_rank())
+    with torch_distributed(comm, single_process_group=True) as dist_info:
         device = dist_info.device
         gen = torch.Generator().manual_seed(10_000 + config.seed)
         x_val = torch.rand(4096, config.inputs, generator=gen) * 4 - 2
@@ -118,7 +125,7 @@ def run_demo(output: str | Path, config: DemoConfig | None = None, comm: Any = N
         rank0_print(
             f"training {config.steps} steps on {dist_info.world_size} rank(s), {device}", comm=comm
         )
-        with EnergyMeter(comm) as meter:
+        with Recorder("shared-hpc", __version__, comm) as run:
             for step in range(1, config.steps + 1):
                 x = (torch.rand(config.batch_size, config.inputs) * 4 - 2).to(device)
                 loss = torch.nn.functional.mse_loss(ddp(x), _target(x))
@@ -128,8 +135,7 @@ def run_demo(output: str | Path, config: DemoConfig | None = None, comm: Any = N
                 losses.append(loss.item())
                 if step % val_every == 0:
                     validate()
-        report = meter.report
-    wall = time.perf_counter() - began
+    report = run.report
     samples = config.steps * config.batch_size * dist_info.world_size
     metrics = {
         "val_mse_initial": val[0],
@@ -138,36 +144,30 @@ def run_demo(output: str | Path, config: DemoConfig | None = None, comm: Any = N
         "train_seconds": report.seconds,
         "samples_per_s": samples / report.seconds,
         "joules_per_1k_samples": 1000 * report.total_joules / samples,
-        "meter_overhead_percent": 100 * meter.overhead_s / report.seconds,
+        "meter_overhead_percent": 100 * run.meter.overhead_s / report.seconds,
         "world_size": dist_info.world_size,
         "backend": dist_info.backend,
     }
-    record = RunRecord.create(
-        "shared-hpc",
-        __version__,
-        config=config_to_dict(config),
-        metrics=metrics,
-        headline={
-            "name": "energy per 1000 training samples",
-            "value": metrics["joules_per_1k_samples"],
-            "unit": "J",
-            "paper": None,
-            "higher_is_better": False,
-        },
-        energy=report,
-        wall_time_s=wall,
-        artifacts=["demo.png", "losses.json"],
-        comm=comm,
+    headline = Headline(
+        "energy per 1000 training samples",
+        metrics["joules_per_1k_samples"],
+        unit="J",
+        higher_is_better=False,
     )
-    if comm.Get_rank() == 0:
-        output.mkdir(parents=True, exist_ok=True)
+    if run.is_writer:
         write_json_atomic(
             output / "losses.json", {"train": losses, "val": val, "val_every": val_every}
         )
         _plot(output / "demo.png", losses, val_every, val, report)
-        record.write(output / "results.json")
-        rank0_print(f"energy: {report}", comm=comm)
-        rank0_print(
-            f"validation MSE {val[0]:.4f} -> {val[-1]:.4f}; wrote {output}/results.json", comm=comm
-        )
+    record = run.write(
+        output / "results.json",
+        config=config,
+        metrics=metrics,
+        headline=headline,
+        artifacts=["demo.png", "losses.json"],
+    )
+    rank0_print(f"energy: {report}", comm=comm)
+    rank0_print(
+        f"validation MSE {val[0]:.4f} -> {val[-1]:.4f}; wrote {output}/results.json", comm=comm
+    )
     return record

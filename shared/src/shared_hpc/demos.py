@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from shared_hpc.records import RunRecord, write_text_atomic
+from shared_hpc.errors import UserError
+from shared_hpc.files import write_text_atomic
+from shared_hpc.mpi import serial_environ
+from shared_hpc.records import RunRecord
 
 __all__ = ["DemoOutcome", "discover_demos", "run_demos"]
 
@@ -26,7 +29,6 @@ from importlib.metadata import entry_points
 (ep,) = [e for e in entry_points(group={group!r}) if e.name == sys.argv[1]]
 sys.exit(ep.load()(["demo", "--output", sys.argv[2]]) or 0)
 """
-_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "OMPI_", "HYDRA_", "MPI_LOCAL", "SLURM_STEP_")
 
 
 def discover_demos() -> list[str]:
@@ -48,11 +50,6 @@ class DemoOutcome:
         return self.status == "ok"
 
 
-def _serial_env() -> dict[str, str]:
-    """This environment without MPI launcher variables, so each demo starts as a plain process."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_LAUNCHER_PREFIXES)}
-
-
 def _run_one(name: str, out: Path, timeout_s: float) -> DemoOutcome:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "demo.log"
@@ -64,7 +61,7 @@ def _run_one(name: str, out: Path, timeout_s: float) -> DemoOutcome:
                 [sys.executable, "-c", code, name, str(out)],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
-                env=_serial_env(),
+                env=serial_environ(),
                 timeout=timeout_s,
             )
         except subprocess.TimeoutExpired:
@@ -133,13 +130,13 @@ def run_demos(
     found.
 
     Raises:
-        ValueError: a requested name is not an installed demo (checked before anything runs).
+        UserError: A requested name is not an installed demo (checked before anything runs).
     """
     available = discover_demos()
     if names:
         unknown = sorted(set(names) - set(available))
         if unknown:
-            raise ValueError(f"unknown demo(s) {unknown}; installed: {available}")
+            raise UserError(f"unknown demo(s) {unknown}; installed: {available}")
         selected = list(dict.fromkeys(names))
     else:
         selected = available

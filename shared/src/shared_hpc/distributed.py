@@ -15,14 +15,20 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from shared_hpc.mpi import SerialComm, get_comm, rank_info
+from shared_hpc.mpi import Comm, SerialComm, get_comm, rank_info
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DistInfo", "free_port", "init_torch_distributed", "torch_distributed"]
+__all__ = [
+    "DistInfo",
+    "free_port",
+    "init_torch_distributed",
+    "set_torch_threads",
+    "torch_distributed",
+]
 
 Source = Literal["torchrun", "mpi", "slurm", "single"]
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -30,7 +36,11 @@ _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 @dataclass(frozen=True)
 class DistInfo:
-    """The process group this rank joined and where its tensors should live."""
+    """The process group this rank joined and where its tensors should live.
+
+    ``group`` is false for a single process that was not asked for a process group: there is
+    nobody to talk to, so ``torch.distributed`` is not initialised and DDP is not needed.
+    """
 
     rank: int
     world_size: int
@@ -40,6 +50,7 @@ class DistInfo:
     master_addr: str
     master_port: int
     source: Source
+    group: bool = True
 
 
 def free_port() -> int:
@@ -78,7 +89,7 @@ def _env_int(name: str) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def _rendezvous(comm: Any) -> tuple[int, int, int, str, int, Source]:
+def _rendezvous(comm: Comm | None) -> tuple[int, int, int, str, int, Source]:
     """(rank, world size, local rank, address, port, source) from the first launcher found."""
     if all(name in os.environ for name in _TORCHRUN_VARS):
         local_rank = _env_int("LOCAL_RANK") if "LOCAL_RANK" in os.environ else 0
@@ -127,22 +138,29 @@ def _rendezvous(comm: Any) -> tuple[int, int, int, str, int, Source]:
 
 
 def init_torch_distributed(
-    comm: Any = None, backend: str | None = None, timeout_s: float = 300
+    comm: Comm | None = None,
+    backend: str | None = None,
+    timeout_s: float = 300,
+    *,
+    single_process_group: bool = False,
 ) -> DistInfo:
     """Initialise the default ``torch.distributed`` process group for this process.
 
     Order of precedence: torchrun variables (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
     ``MASTER_PORT``); an MPI communicator (``comm`` if given, else ``COMM_WORLD`` with more than
     one rank), whose rank 0 broadcasts a free port; SLURM variables (``SLURM_PROCID``,
-    ``SLURM_NTASKS``); else a one-rank group on a free local port.
+    ``SLURM_NTASKS``); else a single process, which gets a process group only when
+    ``single_process_group`` asks for one.
 
     Args:
-        comm: communicator whose ranks form the group (collective over it).
+        comm: Communicator whose ranks form the group (collective over it).
         backend: ``"nccl"`` when CUDA is available, else ``"gloo"`` unless given.
-        timeout_s: how long collectives may wait before torch raises.
+        timeout_s: How long collectives may wait before torch raises.
+        single_process_group: Create a one-rank group for a single process too (for code that
+            calls ``torch.distributed`` or DDP without checking the world size).
 
     Raises:
-        RuntimeError: a process group already exists in this process.
+        RuntimeError: A process group already exists in this process.
         ValueError: ``backend="nccl"`` without CUDA, or a non-positive timeout.
     """
     import torch
@@ -165,26 +183,35 @@ def init_torch_distributed(
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    dist.init_process_group(
-        backend=backend,
-        init_method=f"tcp://{addr}:{port}",
-        rank=rank,
-        world_size=world_size,
-        timeout=datetime.timedelta(seconds=timeout_s),
-    )
-    return DistInfo(rank, world_size, local_rank, backend, device, addr, port, source)
+    group = source != "single" or single_process_group
+    if group:
+        dist.init_process_group(
+            backend=backend,
+            init_method=f"tcp://{addr}:{port}",
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
+    return DistInfo(rank, world_size, local_rank, backend, device, addr, port, source, group)
 
 
 @contextmanager
 def torch_distributed(
-    comm: Any = None, backend: str | None = None, timeout_s: float = 300
+    comm: Comm | None = None,
+    backend: str | None = None,
+    timeout_s: float = 300,
+    *,
+    single_process_group: bool = False,
 ) -> Iterator[DistInfo]:
-    """Context manager around :func:`init_torch_distributed` that always destroys the group.
+    """Context manager around ``init_torch_distributed`` that always destroys the group.
 
     The group is torn down also when the body raises, so a failed run does not leave sockets
-    open or block the next ``init_process_group`` in the same process (e.g. in tests).
+    open or block the next ``init_process_group`` in the same process (e.g. in tests). The
+    arguments are those of ``init_torch_distributed``.
     """
-    info = init_torch_distributed(comm, backend=backend, timeout_s=timeout_s)
+    info = init_torch_distributed(
+        comm, backend=backend, timeout_s=timeout_s, single_process_group=single_process_group
+    )
     try:
         yield info
     finally:
@@ -192,3 +219,24 @@ def torch_distributed(
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def set_torch_threads(comm: Comm | None = None, threads: int | None = None) -> int:
+    """Set torch's CPU threads of this rank: ``threads``, or its share of the node's cores.
+
+    OpenMP threads of ranks that share a node spin against each other (ten times slower on a
+    busy two-core machine), so by default the ranks of a node split its cores. Collective over
+    ``comm`` when ``threads`` is not given. Returns the number set.
+    """
+    import torch
+
+    if threads is None:
+        comm = get_comm() if comm is None else comm
+        info = rank_info(comm)
+        affinity = getattr(os, "sched_getaffinity", None)
+        cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+        threads = max(1, cores // max(1, info.local_size))
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    return threads

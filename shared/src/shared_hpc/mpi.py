@@ -11,28 +11,32 @@ from __future__ import annotations
 
 import logging
 import os
-import random
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "Comm",
     "RankInfo",
     "SerialComm",
+    "find_mpiexec",
     "get_comm",
     "get_logger",
     "launched_under_mpi",
     "rank0_print",
     "rank_info",
-    "seed_everything",
+    "serial_environ",
     "split_by_color",
     "split_by_node",
 ]
 
 # Variables a launcher sets in each process it starts: MPICH/Intel MPI (PMI), Open MPI, PMIx.
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+# Prefixes of every variable a launcher or a SLURM step hands to its processes.
+_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "OMPI_", "HYDRA_", "MPI_LOCAL", "SLURM_STEP_")
 
 
 @runtime_checkable
@@ -53,9 +57,21 @@ class Comm(Protocol):
 
     def allgather(self, sendobj: Any) -> list[Any]: ...
 
+    def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None: ...
+
     def allreduce(self, sendobj: Any, op: Any = None) -> Any: ...
 
+    def Allreduce(self, sendbuf: Any, recvbuf: Any, op: Any = ...) -> None: ...
+
+    def Bcast(self, buf: Any, root: int = 0) -> None: ...
+
     def barrier(self) -> None: ...
+
+    def Split(self, color: int = 0, key: int = 0) -> Any: ...
+
+    def Dup(self) -> Any: ...
+
+    def Abort(self, errorcode: int = 0) -> None: ...
 
 
 def launched_under_mpi(environ: dict[str, str] | None = None) -> str | None:
@@ -73,10 +89,28 @@ def launched_under_mpi(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
+def serial_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment without MPI launcher variables.
+
+    A child process started with it begins as a plain process (or as a fresh ``mpiexec``
+    launch) instead of believing it is a rank of the parent's job.
+    """
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if not k.startswith(_LAUNCHER_PREFIXES)}
+
+
+def find_mpiexec() -> str | None:
+    """``mpiexec`` of this Python environment (e.g. the ``mpich`` wheel's), else on ``PATH``."""
+    beside = Path(sys.executable).with_name("mpiexec")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("mpiexec")
+
+
 _WORLD: Any = None
 
 
-def get_comm() -> Any:
+def get_comm() -> Comm:
     """Return mpi4py's ``COMM_WORLD`` when launched by mpiexec/srun, else a :class:`SerialComm`.
 
     Raises:
@@ -231,7 +265,7 @@ class SerialComm:
         return "SerialComm(rank=0, size=1)"
 
 
-def _comm(comm: Any) -> Any:
+def _comm(comm: Comm | None) -> Comm:
     return get_comm() if comm is None else comm
 
 
@@ -263,7 +297,7 @@ class RankInfo:
     hostname: str
 
 
-def rank_info(comm: Any = None) -> RankInfo:
+def rank_info(comm: Comm | None = None) -> RankInfo:
     """Describe this rank's place in ``comm`` (collective: every rank must call it).
 
     Nodes are told apart by processor name and numbered in sorted name order, so the numbering
@@ -285,17 +319,26 @@ def rank_info(comm: Any = None) -> RankInfo:
     )
 
 
-def split_by_color(comm: Any, color: int, key: int | None = None) -> Any:
+def split_by_color(comm: Comm, color: int | None, key: int | None = None) -> Comm | None:
     """Split ``comm`` into sub-communicators of the ranks that pass the same ``color``.
 
+    A rank that passes ``None`` joins no part and gets ``None`` back (``MPI_UNDEFINED``).
     ``key`` orders ranks inside each part (default: their rank in ``comm``). Collective.
     """
-    if not isinstance(color, int) or color < 0:
-        raise ValueError(f"color must be a non-negative int, got {color!r}")
-    return comm.Split(color, comm.Get_rank() if key is None else key)
+    if color is not None and (not isinstance(color, int) or color < 0):
+        raise ValueError(f"color must be a non-negative int or None, got {color!r}")
+    key = comm.Get_rank() if key is None else key
+    if color is not None:
+        return comm.Split(color, key)
+    if isinstance(comm, SerialComm):
+        return None
+    from mpi4py import MPI
+
+    comm.Split(MPI.UNDEFINED, key)  # returns COMM_NULL; the part exists for the others
+    return None
 
 
-def split_by_node(comm: Any = None) -> Any:
+def split_by_node(comm: Comm | None = None) -> Comm:
     """One sub-communicator per node (shared-memory domain) of ``comm``. Collective."""
     comm = _comm(comm)
     if isinstance(comm, SerialComm):
@@ -307,7 +350,7 @@ def split_by_node(comm: Any = None) -> Any:
     return split_by_color(comm, rank_info(comm).node_index)
 
 
-def rank0_print(*args: Any, comm: Any = None, **kwargs: Any) -> None:
+def rank0_print(*args: Any, comm: Comm | None = None, **kwargs: Any) -> None:
     """``print`` on rank 0 of ``comm`` only (flushed, so output under mpiexec keeps its order)."""
     if _comm(comm).Get_rank() == 0:
         kwargs.setdefault("flush", True)
@@ -324,7 +367,7 @@ class _RankFilter(logging.Filter):
         return True
 
 
-def get_logger(name: str, comm: Any = None) -> logging.Logger:
+def get_logger(name: str, comm: Comm | None = None) -> logging.Logger:
     """A logger whose lines carry ``[rank r/size]``; ranks other than 0 log warnings and up only.
 
     The handler is added once per logger name; calling again returns the same logger.
@@ -343,27 +386,3 @@ def get_logger(name: str, comm: Any = None) -> logging.Logger:
         logger.propagate = False
     logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     return logger
-
-
-def seed_everything(seed: int, comm: Any = None, per_rank: bool = True) -> int:
-    """Seed ``random``, NumPy's global generator and torch (CPU and CUDA, if torch is installed).
-
-    With ``per_rank`` each rank gets ``seed + rank``, so data-parallel ranks draw different
-    augmentations and mutations but a rerun with the same layout repeats exactly.
-    Returns the seed used on this rank.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    used = seed + (_comm(comm).Get_rank() if per_rank else 0)
-    random.seed(used)
-    import numpy as np
-
-    np.random.seed(used % 2**32)  # noqa: NPY002 (the legacy global generator is what code uses)
-    try:
-        import torch
-    except ImportError:
-        return used
-    torch.manual_seed(used)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(used)
-    return used

@@ -10,8 +10,9 @@
   failed, every rank reports the test as failed (naming the failing ranks). If a rank does not
   arrive within ``--mpi-sync-timeout`` seconds, it is stuck in a collective that a failed rank
   left, so the job is aborted with a message instead of hanging until the batch limit.
-- Fixtures ``comm`` (:func:`shared_hpc.get_comm`) and ``shared_dir`` (one fresh directory that
-  every rank sees, for files that ranks exchange).
+- Fixtures ``comm`` (``shared_hpc.get_comm()``), ``shared_dir`` (one fresh directory that
+  every rank sees, for files that ranks exchange) and ``mpiexec`` (the launcher of this
+  environment, for tests that start a command under ``mpiexec -n N``; skipped without one).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from shared_hpc.mpi import SerialComm, get_comm
+from shared_hpc.mpi import SerialComm, find_mpiexec, get_comm
 
 DEFAULT_RANKS = 4
 _SYNC_COMM = pytest.StashKey[Any]()
@@ -175,3 +176,16 @@ def shared_dir() -> Iterator[Path]:
     comm.barrier()
     if comm.Get_rank() == 0:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def mpiexec() -> str:
+    """Path of ``mpiexec`` (this environment's, else ``PATH``'s); the test is skipped without.
+
+    Start child launches with ``env=shared_hpc.serial_environ()``, so that a test running under
+    ``mpiexec`` itself does not hand its own rank's variables to the new job.
+    """
+    found = find_mpiexec()
+    if found is None:
+        pytest.skip("needs mpiexec")
+    return found

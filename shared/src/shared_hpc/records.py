@@ -12,110 +12,51 @@ import dataclasses
 import datetime as dt
 import functools
 import json
-import math
 import os
 import platform
 import socket
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from shared_hpc.files import jsonable, write_json_atomic
 from shared_hpc.hardware import cpu_count, cpu_model
+from shared_hpc.mpi import Comm
 
-__all__ = [
-    "SCHEMA",
-    "RunRecord",
-    "environment_info",
-    "write_json_atomic",
-    "write_text_atomic",
-]
+__all__ = ["SCHEMA", "Headline", "RunRecord", "environment_info"]
 
 SCHEMA = "shared-hpc/run-record/1"
-_HEADLINE_KEYS = {"name", "value", "unit", "paper", "higher_is_better"}
 _DEFAULT_PACKAGES = ("shared-hpc", "numpy", "torch", "mpi4py", "codecarbon")
 
 
-def replace_marked_block(path: str | os.PathLike[str], name: str, text: str) -> Path:
-    """Replace what stands between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``.
+@dataclass(frozen=True)
+class Headline:
+    """The one figure a run is summed up by, beside the paper's value for it.
 
-    How benchmark scripts keep the generated figures of a README or BENCHMARKS.md in sync
-    without touching the prose around them; written atomically.
+    Attributes:
+        name: What the figure is, e.g. ``"validation coincidence F1"``.
+        value: The figure this run reached (``None`` if it could not be computed).
+        unit: Its unit, ``""`` for a ratio or a score.
+        paper: The value the paper reports for the same setting, ``None`` if it reports none.
+        higher_is_better: Whether a larger value is the better one.
     """
-    path = Path(path)
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    old = path.read_text(encoding="utf-8")
-    if start not in old or end not in old.split(start, 1)[1]:
-        raise ValueError(f"{path} lacks the markers {start} ... {end}")
-    before, rest = old.split(start, 1)
-    after = rest.split(end, 1)[1]
-    return write_text_atomic(path, f"{before}{start}\n{text.strip()}\n{end}{after}")
+
+    name: str
+    value: float | None
+    unit: str = ""
+    paper: float | None = None
+    higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("a headline needs a name")
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` so that ``path`` holds either the old or the complete new content.
-
-    The text goes to a temporary file in the same directory, is flushed to disk, then renamed
-    over ``path`` (a rename within one file system is atomic), so a crash never leaves a
-    truncated file behind. Parent directories are created.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: NumPy scalars and arrays, paths, dataclasses, sets, non-finite floats."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "tolist"):  # NumPy arrays and scalars, torch tensors
-        return _jsonable(obj.tolist())
-    if hasattr(obj, "to_dict"):
-        return _jsonable(obj.to_dict())
-    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically (see :func:`write_text_atomic`).
-
-    NumPy values, paths and dataclasses are converted; NaN and infinities become ``null``,
-    because strict JSON has no spelling for them.
-    """
-    return write_text_atomic(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+_HEADLINE_KEYS = {f.name for f in dataclasses.fields(Headline)}
 
 
 def _git_commit(start: Path) -> tuple[str | None, bool | None]:
@@ -187,7 +128,7 @@ def _gpu_model() -> str | None:
 
 
 def environment_info(
-    comm: Any = None, packages: tuple[str, ...] | list[str] | None = None
+    comm: Comm | None = None, packages: tuple[str, ...] | list[str] | None = None
 ) -> dict[str, Any]:
     """Where and with what a run happened: host, CPU, GPU, Python and library versions, git.
 
@@ -231,9 +172,9 @@ def _now() -> dt.datetime:
 class RunRecord:
     """The results of one run of one package, in the schema ``shared-hpc/run-record/1``.
 
-    Create it with :meth:`create`, which fills the command line, times and environment.
-    ``headline`` is the one figure the package's summary shows: ``{"name", "value", "unit",
-    "paper", "higher_is_better"}`` with ``paper`` the value the paper reports (or ``None``).
+    Create it with ``create``, which fills the command line, times and environment (or let a
+    ``shared_hpc.Recorder`` do it). ``headline`` is the one figure the package's summary shows,
+    a ``Headline`` stored as a dict of its fields.
     """
 
     package: str
@@ -277,15 +218,27 @@ class RunRecord:
         *,
         config: Any,
         metrics: dict[str, Any],
-        headline: dict[str, Any] | None = None,
+        headline: Headline | None = None,
         energy: Any = None,
         wall_time_s: float,
         started_at: dt.datetime | str | None = None,
         artifacts: tuple[str, ...] | list[str] = (),
-        comm: Any = None,
+        comm: Comm | None = None,
     ) -> RunRecord:
-        """A record for a run that just finished; ``config`` may be a dataclass, ``energy`` an
-        :class:`~shared_hpc.energy.EnergyReport`."""
+        """A record for a run that just finished.
+
+        Args:
+            package: Distribution name, e.g. ``"petnet"``.
+            version: Its version.
+            config: The run's settings (a dataclass or a dict).
+            metrics: What came out, as JSON-ready values.
+            headline: The one figure of the run.
+            energy: An ``EnergyReport`` (or its dict), ``None`` if not measured.
+            wall_time_s: Wall time of the run.
+            started_at: When it began (default: ``wall_time_s`` before now).
+            artifacts: Files the run wrote, relative to the record.
+            comm: Communicator of the run, for the number of ranks.
+        """
         finished = _now()
         if started_at is None:
             started_at = finished - dt.timedelta(seconds=float(wall_time_s))
@@ -295,10 +248,10 @@ class RunRecord:
             package=package,
             version=version,
             command=list(sys.argv),
-            config=_jsonable(config),
-            metrics=_jsonable(metrics),
-            headline=_jsonable(headline),
-            energy=_jsonable(energy),
+            config=jsonable(config),
+            metrics=jsonable(metrics),
+            headline=jsonable(headline),
+            energy=jsonable(energy),
             wall_time_s=float(wall_time_s),
             started_at=started_at,
             finished_at=finished.isoformat(),
@@ -345,7 +298,7 @@ class RunRecord:
 
     @property
     def energy_report(self) -> Any:
-        """The energy as an :class:`~shared_hpc.energy.EnergyReport` (``None`` if not measured)."""
+        """The energy as an ``EnergyReport`` (``None`` if not measured)."""
         if self.energy is None:
             return None
         from shared_hpc.energy.report import EnergyReport

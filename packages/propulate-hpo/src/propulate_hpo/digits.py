@@ -118,7 +118,8 @@ def digits_loss(
     meter.start()
     running = True
     try:
-        with torch_distributed(comm, backend=None if on_gpu else "gloo") as info:
+        backend = None if on_gpu else "gloo"
+        with torch_distributed(comm, backend=backend, single_process_group=True) as info:
             device = info.device if on_gpu else torch.device("cpu")
             torch.manual_seed(seed)  # same initial weights on every rank of the worker
             model = _model(int(params["width"]), float(params["dropout"])).to(device)

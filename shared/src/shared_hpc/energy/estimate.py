@@ -2,38 +2,35 @@
 
 This is codecarbon's machine-level fallback (what its ``OfflineEmissionsTracker`` does in
 ``tracking_mode="machine"`` without RAPL): CPU power ``= TDP × sockets × (0.1 + 0.9 · load³)``
-with the TDP from codecarbon's table of CPU models (or its default of 4 W per thread for a model
-it does not know) and the system CPU load sampled every second; memory power from codecarbon's
-DIMM model of the installed (or SLURM-allocated) RAM. The numbers are estimates: a TDP is a
-cooling budget, not a measurement, and real power depends on the instructions running.
+with the TDP that codecarbon's ``TDP`` class finds for this CPU in its table (or its default of
+4 W per thread for a model it does not know) and the system CPU load sampled every second;
+memory power from codecarbon's ``RAM`` model of the installed (or SLURM-allocated) memory. The
+numbers are estimates: a TDP is a cooling budget, not a measurement, and real power depends on
+the instructions running.
 
 The tracker itself is not started because its first start spends about 1.5 s probing the
-hardware through a subprocess; instead the same inputs are read once per process in a
-background thread (``codecarbon`` import, TDP table lookup, RAM model) while the load samples
-are taken with ``psutil`` from the first moment. ``tests/test_estimate.py`` checks the result
-against a real ``OfflineEmissionsTracker`` on the same interval.
+hardware through a subprocess; instead the same two codecarbon objects are built once per
+process in a background thread while the load samples are taken with ``psutil`` from the first
+moment. ``tests/test_estimate.py`` checks the result against a real ``OfflineEmissionsTracker``
+on the same interval.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
 import logging
-import re
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from importlib import metadata, resources
+from importlib import metadata
 from typing import Any
 
 import psutil
 
-from shared_hpc.hardware import cpu_model, cpu_sockets
+from shared_hpc.energy.sensor import Sensor
+from shared_hpc.hardware import cpu_sockets
 
-__all__ = ["CodecarbonEstimate", "PowerModel", "cpu_busy_fraction", "lookup_tdp", "power_model"]
-
-_DEFAULT_W_PER_THREAD = 4.0  # codecarbon.core.cpu.DEFAULT_POWER_PER_CORE
+__all__ = ["CodecarbonEstimate", "PowerModel", "cpu_busy_fraction", "power_model"]
 
 
 @dataclass(frozen=True)
@@ -58,74 +55,24 @@ class PowerModel:
 
 
 def _quiet_codecarbon() -> None:
-    """codecarbon logs INFO lines to stderr by default; keep only its errors."""
+    """codecarbon logs INFO lines (and a warning for an unknown CPU) to stderr; keep errors."""
     logger = logging.getLogger("codecarbon")
     if logger.getEffectiveLevel() < logging.ERROR:
         logger.setLevel(logging.ERROR)
 
 
-@functools.cache
-def _tdp_table() -> dict[str, float]:
-    path = resources.files("codecarbon") / "data" / "hardware" / "cpu_power.csv"
-    table = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                table[row["Name"]] = float(row["TDP"])
-            except (TypeError, ValueError):  # a few rows hold typos such as "27.29.5"
-                continue
-    return table
-
-
-def lookup_tdp(model: str) -> tuple[float, str] | None:
-    """TDP in watts and the matched name from codecarbon's CPU table, matched as codecarbon does.
-
-    First the exact name (case-insensitive), then the name without ``(R)``, ``CPU`` and clock
-    speed, then a token-set match that must be unique. ``None`` if nothing matches.
-    """
-    from rapidfuzz import fuzz, process, utils
-
-    table = _tdp_table()
-    lowered = {name.lower(): name for name in table}
-    cleaned = model.replace("(R)", "")
-    if " CPU @ " in cleaned:
-        cleaned = cleaned[: cleaned.find(" CPU @ ")]
-    cleaned = re.sub(r" @\s*\d+\.\d+GHz", "", cleaned.replace(" CPU", ""))
-    for candidate in (model, cleaned):
-        if candidate.lower() in lowered:
-            name = lowered[candidate.lower()]
-            return table[name], name
-    matches = process.extract(
-        cleaned,
-        list(table),
-        processor=utils.default_process,
-        scorer=fuzz.token_set_ratio,
-        score_cutoff=100,
-        limit=2,
-    )
-    if len(matches) == 1:
-        name = matches[0][0]
-        return table[name], name
-    return None
-
-
 def _build_power_model() -> PowerModel:
     cpu0 = time.thread_time()
-    _quiet_codecarbon()
-    from codecarbon.core.util import count_cpus
+    from codecarbon.core.cpu import TDP
     from codecarbon.external.ram import RAM
 
-    model = cpu_model()
-    found = lookup_tdp(model)
-    if found is None:
-        threads = count_cpus()
-        tdp, source = threads * _DEFAULT_W_PER_THREAD, f"codecarbon default 4 W x {threads} threads"
-    else:
-        tdp, source = found[0], f"codecarbon table: {found[1]}"
+    _quiet_codecarbon()  # after the import, which sets codecarbon's own level
+
+    tdp = TDP()  # codecarbon's CPU detection and table match, its default where none matches
     return PowerModel(
-        cpu_model=model,
-        tdp_w=tdp,
-        tdp_source=source,
+        cpu_model=tdp.model,
+        tdp_w=float(tdp.tdp),
+        tdp_source=f"codecarbon {metadata.version('codecarbon')} TDP of {tdp.model!r}",
         sockets=cpu_sockets(),
         ram_w=RAM(tracking_mode="machine").total_power().W,
         codecarbon_version=metadata.version("codecarbon"),
@@ -178,19 +125,18 @@ def cpu_busy_fraction(before: Any, after: Any) -> float:
     return min(max((busy(after) - busy(before)) / span, 0.0), 1.0)
 
 
-class CodecarbonEstimate:
+class CodecarbonEstimate(Sensor):
     """Sensor that estimates ``cpu`` and ``dram`` energy with codecarbon's models."""
 
     method = "estimated"
 
     def __init__(self, kinds: tuple[str, ...] = ("cpu", "dram"), sample_interval_s: float = 1.0):
+        super().__init__()
         unknown = set(kinds) - {"cpu", "dram"}
         if unknown:
             raise ValueError(f"codecarbon estimates cpu and dram only, not {sorted(unknown)}")
         self.kinds = tuple(kinds)
-        self.sample_interval_s: float | None = sample_interval_s
-        self.devices: dict[str, int] = {}
-        self.problems: list[str] = []
+        self.sample_interval_s = sample_interval_s
         self._intervals: list[tuple[float, float]] = []  # (seconds, busy fraction)
 
     def start(self, baseline: tuple[float, Any] | None = None) -> None:
@@ -201,6 +147,7 @@ class CodecarbonEstimate:
         self._t0, self._last_times = baseline or (time.perf_counter(), psutil.cpu_times())
         self._last_t = self._t0
         self.devices = {kind: cpu_sockets() for kind in self.kinds}
+        self.origin = 0
 
     def sample(self) -> None:
         now_t, now_times = time.perf_counter(), psutil.cpu_times()
@@ -208,15 +155,20 @@ class CodecarbonEstimate:
         self._intervals.append((now_t - self._last_t, load))
         self._last_t, self._last_times = now_t, now_times
 
-    def stop(self) -> dict[str, float]:
+    def mark(self) -> int:
+        """The number of load intervals so far (the model need not be ready yet)."""
+        self.sample()
+        return len(self._intervals)
+
+    def joules_since(self, mark: int) -> dict[str, float]:
         self.sample()
         model = self._model.result()
-        seconds = self._last_t - self._t0
+        intervals = self._intervals[mark:]
         joules = {}
         if "cpu" in self.kinds:
-            joules["cpu"] = sum(dt * model.cpu_watts(load) for dt, load in self._intervals)
+            joules["cpu"] = sum(dt * model.cpu_watts(load) for dt, load in intervals)
         if "dram" in self.kinds:
-            joules["dram"] = model.ram_w * seconds
+            joules["dram"] = model.ram_w * sum(dt for dt, _ in intervals)
         return joules
 
     @property

@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any
 
-from shared_hpc.energy.sensor import NoSensor, SensorError
+from shared_hpc.energy.sensor import NoSensor, Sensor, SensorError
 
 __all__ = ["NvmlReader", "nvml_devices"]
 
@@ -107,19 +107,16 @@ class _Device:
         return self.joules
 
 
-class NvmlReader:
+class NvmlReader(Sensor):
     """Sensor for all NVIDIA GPUs of this node (kind ``gpu``)."""
 
     method = "nvml"
 
     def __init__(self, sample_interval_s: float = 0.1) -> None:
+        super().__init__()
         if sample_interval_s <= 0:
             raise ValueError(f"nvml sample interval must be positive, got {sample_interval_s}")
         self.interval = sample_interval_s
-        self.sample_interval_s: float | None = None
-        self.kinds: tuple[str, ...] = ()
-        self.devices: dict[str, int] = {}
-        self.problems: list[str] = []
         self._pynvml: Any = None
         self._gpus: list[_Device] = []
 
@@ -142,13 +139,19 @@ class NvmlReader:
         self.devices = {"gpu": count}
         if not all(g.counter for g in self._gpus):
             self.sample_interval_s = self.interval
+        self.origin = self.mark()
 
     def sample(self) -> None:
         for gpu in self._gpus:
             gpu.sample()
 
-    def stop(self) -> dict[str, float]:
-        try:
-            return {"gpu": sum(g.total_j() for g in self._gpus)}
-        finally:
+    def mark(self) -> float:
+        return sum(g.total_j() for g in self._gpus)
+
+    def joules_since(self, mark: float) -> dict[str, float]:
+        return {"gpu": self.mark() - mark}
+
+    def close(self) -> None:
+        if self._pynvml is not None:
             self._pynvml.nvmlShutdown()
+            self._pynvml = None

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared_hpc.energy.sensor import NoSensor, SensorError
+from shared_hpc.energy.sensor import NoSensor, Sensor, SensorError
 
 __all__ = ["RaplDomain", "RaplReader", "find_domains"]
 
@@ -108,7 +108,7 @@ class _Counter:
         self.last_uj = now_uj
 
 
-class RaplReader:
+class RaplReader(Sensor):
     """Sensor for the ``cpu`` (packages) and ``dram`` zones of this node."""
 
     method = "rapl"
@@ -116,11 +116,9 @@ class RaplReader:
     def __init__(
         self, powercap_root: str | Path = "/sys/class/powercap", sample_interval_s: float = 1.0
     ) -> None:
+        super().__init__()
         self.root = Path(powercap_root)
-        self.sample_interval_s: float | None = sample_interval_s
-        self.kinds: tuple[str, ...] = ()
-        self.devices: dict[str, int] = {}
-        self.problems: list[str] = []
+        self.sample_interval_s = sample_interval_s
         self._counters: dict[str, list[_Counter]] = {}
 
     def start(self) -> None:
@@ -141,6 +139,7 @@ class RaplReader:
             raise SensorError(" ".join(self.problems))
         self.kinds = tuple(k for k in ("cpu", "dram") if k in self._counters)
         self.devices = {k: len(v) for k, v in self._counters.items()}
+        self.origin = self.mark()
 
     def sample(self) -> None:
         for kind in list(self._counters):
@@ -152,9 +151,12 @@ class RaplReader:
                 del self._counters[kind]
                 self.kinds = tuple(k for k in self.kinds if k != kind)
 
-    def stop(self) -> dict[str, float]:
+    def mark(self) -> dict[str, int]:
         self.sample()
         return {
-            kind: sum(c.total_uj for c in counters) / 1e6
-            for kind, counters in self._counters.items()
+            kind: sum(c.total_uj for c in counters) for kind, counters in self._counters.items()
         }
+
+    def joules_since(self, mark: dict[str, int]) -> dict[str, float]:
+        now = self.mark()
+        return {kind: (now[kind] - mark[kind]) / 1e6 for kind in now if kind in mark}

@@ -48,7 +48,6 @@ class EnergyReport:
         warnings: sensors that could not be read and what was done instead.
         ranks: MPI ranks that took part.
         per_node: each node's own reading (host, joules, methods, devices).
-        country_iso_code: where the energy was drawn, for :meth:`co2_kg`.
     """
 
     seconds: float
@@ -64,7 +63,6 @@ class EnergyReport:
     warnings: list[str] = field(default_factory=list)
     ranks: int = 1
     per_node: list[dict[str, Any]] = field(default_factory=list)
-    country_iso_code: str = "DEU"
 
     @classmethod
     def from_readings(
@@ -72,7 +70,6 @@ class EnergyReport:
         readings: list[NodeReading],
         seconds: float,
         ranks: int = 1,
-        country_iso_code: str = "DEU",
     ) -> EnergyReport:
         """Sum the readings of several nodes (each node must appear once)."""
         kinds = _ordered({k for r in readings for k in r.joules})
@@ -104,7 +101,6 @@ class EnergyReport:
                 {"host": r.host, "joules": r.joules, "methods": r.methods, "devices": r.devices}
                 for r in readings
             ],
-            country_iso_code=country_iso_code,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,20 +116,6 @@ class EnergyReport:
     @property
     def kwh(self) -> float:
         return self.total_joules / 3.6e6
-
-    def co2_kg(self, pue: float = 1.0) -> float:
-        """CO₂-equivalent from codecarbon's average carbon intensity of the country's grid.
-
-        ``pue`` scales IT energy to facility energy (cooling, power conversion); 1.0 counts
-        the IT equipment only, as measured.
-        """
-        from codecarbon.input import DataSource
-
-        mix = DataSource().get_global_energy_mix_data()
-        if self.country_iso_code not in mix:
-            raise ValueError(f"codecarbon has no energy mix for {self.country_iso_code!r}")
-        grams_per_kwh = mix[self.country_iso_code]["carbon_intensity"]
-        return self.kwh * pue * grams_per_kwh / 1000.0
 
     def __str__(self) -> str:
         parts = ", ".join(f"{k} {self.joules[k]:.1f} J ({self.methods[k]})" for k in self.joules)
