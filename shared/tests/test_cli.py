@@ -85,6 +85,14 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
     assert not (tmp_path / "e.json").exists()
 
 
+def test_unusable_output_is_refused_before_the_command_runs(capsys, tmp_path):
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').close()"
+    assert main(["energy", "--output", str(tmp_path), "--", sys.executable, "-c", code]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+    assert not marker.exists()
+
+
 def test_demo_writes_record_and_plot(tmp_path):
     out = _cli("demo", "--output", str(tmp_path), "--steps", "150")
     assert out.returncode == 0, out.stderr
@@ -103,4 +111,5 @@ def test_demo_writes_record_and_plot(tmp_path):
 def test_demo_rejects_bad_steps(tmp_path):
     out = _cli("demo", "--output", str(tmp_path), "--steps", "0")
     assert out.returncode == 2 and "steps must be at least 1" in out.stderr
+    assert out.stderr.count("\n") == 1 and out.stdout == ""
     assert not (tmp_path / "results.json").exists()

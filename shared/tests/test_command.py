@@ -69,3 +69,11 @@ def test_other_ranks_stay_quiet(capsys):
 
     assert run_main(_parser(fail), ["go"], comm=Rank1()) == 2
     assert capsys.readouterr().err == ""
+
+
+def test_an_argument_that_hides_the_handler_is_named():
+    parser = _parser(lambda args: 0)
+    commands = parser._subparsers._group_actions[0]
+    commands.choices["go"].add_argument("--run", default="dir")
+    with pytest.raises(TypeError, match="dest is 'run'"):
+        run_main(parser, ["go"])

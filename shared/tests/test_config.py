@@ -196,3 +196,68 @@ def test_validation_errors_become_config_errors():
 
     with pytest.raises(ConfigError, match="at least 1"):
         load_config(Positive, n=0)
+
+
+def test_fields_may_share_the_names_of_load_configs_arguments():
+    @dataclass
+    class Acquisition:
+        source: str = "point"
+        cls: int = 0
+
+    assert load_config(Acquisition, None, source="line", cls=2) == Acquisition("line", 2)
+
+
+def test_help_of_inherited_fields_comes_from_the_base_class():
+    import argparse
+
+    from shared_hpc.config import add_config_flags
+
+    @dataclass
+    class Base:
+        """Base settings.
+
+        Attributes:
+            seed: Seed of everything.
+        """
+
+        seed: int = 0
+
+    @dataclass
+    class Derived(Base):
+        """More settings.
+
+        Attributes:
+            steps: Steps to take.
+        """
+
+        steps: int = 3
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Derived)
+    text = " ".join(parser.format_help().split())
+    assert "Seed of everything. (default: 0)" in text and "Steps to take. (default: 3)" in text
+
+
+def test_a_nested_default_keeps_its_values_where_a_flag_changes_another():
+    @dataclass
+    class Demo:
+        """The demo.
+
+        Attributes:
+            train: How the demo trains.
+        """
+
+        train: Train = field(default_factory=lambda: Train(batch_size=8, schedule="constant"))
+
+    import argparse
+
+    from shared_hpc.config import add_config_flags, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Demo)
+    cfg = config_from_args(parser.parse_args(["--train.max-steps", "5"]))
+    assert cfg.train == Train(batch_size=8, schedule="constant", max_steps=5)
+    assert load_config(Demo, {"train": {"shuffle": False}}).train.batch_size == 8
+    text = " ".join(parser.format_help().split())
+    assert "Samples per step and rank. (default: 8)" in text
+    assert "(default: 8,8)" in text  # a default_factory's value is shown too

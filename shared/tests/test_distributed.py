@@ -115,3 +115,17 @@ def test_cuda_device_and_nccl_backend():
         tensor = torch.ones(1, device=info.device)
         dist.all_reduce(tensor)
         assert tensor.item() == 1.0
+
+
+def test_threads_per_rank_share_the_cores(monkeypatch):
+    from shared_hpc import UserError, set_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        cores = len(__import__("os").sched_getaffinity(0))
+        assert set_torch_threads(SerialComm()) == cores == torch.get_num_threads()
+        assert set_torch_threads(SerialComm(), threads=1) == 1 == torch.get_num_threads()
+        with pytest.raises(UserError, match="threads must be >= 1"):
+            set_torch_threads(SerialComm(), threads=0)
+    finally:
+        torch.set_num_threads(before)

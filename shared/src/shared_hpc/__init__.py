@@ -8,79 +8,68 @@
   configs from TOML and flags (``load_config``, ``add_config_flags``), the ``Recorder`` that
   measures a run and writes its ``RunRecord``, atomic file writes (``atomic_path``).
 
-torch, mpi4py and codecarbon are imported only when used, so ``import shared_hpc`` stays fast.
+Every name is imported when first used (and torch, mpi4py and codecarbon only when a function
+needs them), so ``import shared_hpc``, or a package's ``from shared_hpc import UserError``,
+costs almost nothing.
 """
 
-from shared_hpc.__about__ import __version__
-from shared_hpc.command import run_main
-from shared_hpc.config import (
-    ConfigError,
-    add_config_flags,
-    config_from_args,
-    config_to_dict,
-    load_config,
-)
-from shared_hpc.demos import run_demos
-from shared_hpc.distributed import DistInfo, set_torch_threads, torch_distributed
-from shared_hpc.energy import EnergyMeter, EnergyReport, EnergyWarning
-from shared_hpc.errors import UserError
-from shared_hpc.files import (
-    atomic_path,
-    check_output_file,
-    prepare_output_dir,
-    write_json_atomic,
-    write_text_atomic,
-)
-from shared_hpc.mpi import (
-    Comm,
-    RankInfo,
-    SerialComm,
-    find_mpiexec,
-    get_comm,
-    get_logger,
-    rank0_print,
-    rank_info,
-    serial_environ,
-    split_by_color,
-    split_by_node,
-)
-from shared_hpc.recorder import Recorder
-from shared_hpc.records import Headline, RunRecord, environment_info
+from __future__ import annotations
 
-__all__ = [
-    "Comm",
-    "ConfigError",
-    "DistInfo",
-    "EnergyMeter",
-    "EnergyReport",
-    "EnergyWarning",
-    "Headline",
-    "RankInfo",
-    "Recorder",
-    "RunRecord",
-    "SerialComm",
-    "UserError",
-    "__version__",
-    "add_config_flags",
-    "atomic_path",
-    "check_output_file",
-    "config_from_args",
-    "config_to_dict",
-    "environment_info",
-    "find_mpiexec",
-    "get_comm",
-    "get_logger",
-    "load_config",
-    "prepare_output_dir",
-    "rank0_print",
-    "rank_info",
-    "run_demos",
-    "run_main",
-    "serial_environ",
-    "set_torch_threads",
-    "split_by_color",
-    "split_by_node",
-    "torch_distributed",
-    "write_json_atomic",
-    "write_text_atomic",
-]
+import importlib
+from typing import Any
+
+from shared_hpc.__about__ import __version__
+
+# name -> the module that defines it
+_HOMES = {
+    "run_main": "shared_hpc.command",
+    "ConfigError": "shared_hpc.config",
+    "add_config_flags": "shared_hpc.config",
+    "config_from_args": "shared_hpc.config",
+    "config_to_dict": "shared_hpc.config",
+    "load_config": "shared_hpc.config",
+    "run_demos": "shared_hpc.demos",
+    "DistInfo": "shared_hpc.distributed",
+    "set_torch_threads": "shared_hpc.distributed",
+    "torch_distributed": "shared_hpc.distributed",
+    "EnergyMeter": "shared_hpc.energy",
+    "EnergyReport": "shared_hpc.energy",
+    "EnergyWarning": "shared_hpc.energy",
+    "UserError": "shared_hpc.errors",
+    "atomic_path": "shared_hpc.files",
+    "check_output_file": "shared_hpc.files",
+    "prepare_output_dir": "shared_hpc.files",
+    "write_json_atomic": "shared_hpc.files",
+    "write_text_atomic": "shared_hpc.files",
+    "Comm": "shared_hpc.mpi",
+    "RankInfo": "shared_hpc.mpi",
+    "SerialComm": "shared_hpc.mpi",
+    "find_mpiexec": "shared_hpc.mpi",
+    "get_comm": "shared_hpc.mpi",
+    "get_logger": "shared_hpc.mpi",
+    "rank0_print": "shared_hpc.mpi",
+    "rank_info": "shared_hpc.mpi",
+    "serial_environ": "shared_hpc.mpi",
+    "split_by_color": "shared_hpc.mpi",
+    "split_by_node": "shared_hpc.mpi",
+    "Recorder": "shared_hpc.recorder",
+    "Headline": "shared_hpc.records",
+    "RunRecord": "shared_hpc.records",
+    "environment_info": "shared_hpc.records",
+}
+
+__all__ = ["__version__", *sorted(_HOMES)]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name from its module the first time it is used."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'shared_hpc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

@@ -41,7 +41,12 @@ def machine_line() -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table of ``rows`` under ``header`` (cells as ``str``, pipes escaped)."""
+    """A Markdown table of ``rows`` under ``header`` (cells as ``str``, pipes escaped).
+
+    Args:
+        header: The column titles.
+        rows: The cells, row by row.
+    """
 
     def line(cells: Sequence[Any]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
@@ -54,8 +59,17 @@ def replace_marked_block(
 ) -> Path:
     """Replace what stands between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``.
 
-    With ``append`` a file without the block (or no file at all) gets it at its end; otherwise
-    missing markers are an error. Written atomically.
+    Written atomically.
+
+    Args:
+        path: The Markdown file.
+        name: The block's name in its markers.
+        text: The block's new content.
+        append: Add the block at the end of a file that lacks it (or create the file) instead
+            of raising.
+
+    Raises:
+        ValueError: The markers are missing and ``append`` is false.
     """
     path = Path(path)
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"

@@ -176,7 +176,7 @@ def _run_in_process(rest: list[str]) -> int:
 
 def _energy(args: argparse.Namespace) -> int:
     from shared_hpc.energy import EnergyMeter
-    from shared_hpc.files import write_json_atomic
+    from shared_hpc.files import check_output_file, write_json_atomic
     from shared_hpc.mpi import get_comm, launched_under_mpi
     from shared_hpc.records import environment_info
 
@@ -189,6 +189,7 @@ def _energy(args: argparse.Namespace) -> int:
         raise UserError(f"command not found: {command[0]!r}")
     if python_args and python_args[0] not in ("-c", "-m") and not Path(python_args[0]).is_file():
         raise UserError(f"script not found: {python_args[0]!r}")
+    check_output_file(args.output)
     with EnergyMeter(comm, sample_interval_s=args.interval) as meter:
         if python_args is not None:
             code = _run_in_process(python_args)

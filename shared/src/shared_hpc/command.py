@@ -61,6 +61,11 @@ def run_main(
     run = getattr(args, "run", None)
     if run is None:
         parser.error("choose a command")
+    if not callable(run):
+        raise TypeError(
+            f"the handler of {parser.prog!r} was replaced by an argument whose dest is 'run'; "
+            "give that argument another dest"
+        )
     command = " ".join(filter(None, [parser.prog, getattr(args, "command", None)]))
     saved_before = len(saved_paths())
     try:

@@ -42,12 +42,18 @@ T = TypeVar("T")
 
 
 def load_config(
-    cls: type[T], source: str | Path | Mapping[str, Any] | None = None, **overrides: Any
+    cls: type[T], source: str | Path | Mapping[str, Any] | None = None, /, **overrides: Any
 ) -> T:
-    """Build the dataclass ``cls`` from ``source`` (a TOML path, a dict or ``None``) and overrides.
+    """Build the dataclass ``cls`` from ``source`` and overrides, every value checked.
 
     Overrides win over ``source``; a dict given for a nested dataclass field is merged into it,
     so ``load_config(Cfg, "run.toml", train={"epochs": 3})`` changes only ``train.epochs``.
+
+    Args:
+        cls: The config dataclass (positional, so that a field may be called ``cls``).
+        source: A TOML file, a dict of settings, or ``None`` for the defaults (positional, so
+            that a field may be called ``source``).
+        **overrides: Settings that win over ``source``.
 
     Raises:
         ConfigError: Unknown key, wrong type, missing required field, a value the dataclass's
@@ -88,6 +94,31 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default value (``MISSING`` if it has none)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _over_default(f: dataclasses.Field, value: Any) -> Any:
+    """A table given for a nested config changes its default only where it says, so that a
+    default such as ``field(default_factory=lambda: Train(steps=280))`` keeps its other values."""
+    default = _default(f)
+    if isinstance(value, Mapping) and dataclasses.is_dataclass(default):
+        return _merge(_settings(default), value)
+    return value
+
+
+def _settings(obj: Any) -> dict[str, Any]:
+    """The constructor arguments of a config dataclass, nested tables as dicts."""
+    return {
+        f.name: _settings(v) if dataclasses.is_dataclass(v := getattr(obj, f.name)) else v
+        for f in dataclasses.fields(obj)
+        if f.init
+    }
+
+
 def _build(cls: type[T], data: Any, where: str) -> T:
     if isinstance(data, cls):
         return data
@@ -109,7 +140,9 @@ def _build(cls: type[T], data: Any, where: str) -> T:
     ]
     if missing:
         raise ConfigError(f"{where} lacks the required key(s) {', '.join(missing)}")
-    values = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    values = {
+        k: _convert(hints[k], _over_default(fields[k], v), f"{where}.{k}") for k, v in data.items()
+    }
     try:
         return cls(**values)
     except ConfigError:
@@ -195,7 +228,11 @@ def _convert_scalar(tp: type, value: Any, where: str) -> Any:
 
 
 def config_to_dict(obj: Any) -> Any:
-    """A dataclass config as plain JSON/TOML values (paths as strings, tuples as lists)."""
+    """A dataclass config as plain JSON/TOML values (paths as strings, tuples as lists).
+
+    Args:
+        obj: A config dataclass (or a dict, list or value inside one).
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: config_to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -215,8 +252,16 @@ _PATHS = "_config_paths"
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
-    """Field descriptions from the ``Attributes:`` section of a Google-style class docstring."""
-    doc = inspect.cleandoc(cls.__doc__ or "")
+    """Field descriptions from the ``Attributes:`` sections of a Google-style class docstring
+    and of its base classes' (a subclass's own description wins)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        docs.update(_own_attribute_docs(klass))
+    return docs
+
+
+def _own_attribute_docs(cls: type) -> dict[str, str]:
+    doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
     docs: dict[str, str] = {}
     lines = doc.splitlines()
     if "Attributes:" not in lines:
@@ -284,8 +329,11 @@ def _table_type(tp: Any) -> type | None:
     return tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
 
 
-def _leaf_fields(cls: type, prefix: str = "") -> list[tuple[str, dict[str, Any], str]]:
-    """(dotted name, argparse options, help) of every field reachable as a flag."""
+def _leaf_fields(
+    cls: type, prefix: str = "", defaults: Any = None
+) -> list[tuple[str, dict[str, Any], str]]:
+    """(dotted name, argparse options, help) of every field reachable as a flag; ``defaults``
+    is the instance whose values a nested table starts from (its field's default)."""
     hints = typing.get_type_hints(cls)
     docs = _attribute_docs(cls)
     found = []
@@ -293,17 +341,19 @@ def _leaf_fields(cls: type, prefix: str = "") -> list[tuple[str, dict[str, Any],
         if not f.init:
             continue
         tp = hints[f.name]
+        default = _default(f) if defaults is None else getattr(defaults, f.name)
         nested = _table_type(tp)
         if nested is not None:
-            found += _leaf_fields(nested, f"{prefix}{f.name}.")
+            start = default if isinstance(default, nested) else None
+            found += _leaf_fields(nested, f"{prefix}{f.name}.", start)
             continue
         options = _flag_options(tp)
         if options is None:
             continue
         text = docs.get(f.name, "")
-        if f.default is not dataclasses.MISSING:
-            default = config_to_dict(f.default)
-            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        if default is not dataclasses.MISSING and default is not None:
+            shown = config_to_dict(default)
+            shown = ",".join(map(str, shown)) if isinstance(shown, list) else shown
             text = f"{text} (default: {shown})".strip()
         found.append((prefix + f.name, options, text.replace("%", "%%")))
     return found
@@ -320,6 +370,11 @@ def add_config_flags(
     docstring. Flags default to "not given", so a TOML value stays unless a flag overrides it;
     ``config_from_args`` builds the config. Fields that hold tables of tables (e.g. a list of
     dataclasses) are reachable through TOML only.
+
+    Args:
+        parser: The (sub)command's parser.
+        cls: The config dataclass.
+        title: Heading of the flags in ``--help``.
     """
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise TypeError(f"add_config_flags needs a dataclass type, got {cls!r}")
@@ -335,7 +390,14 @@ def add_config_flags(
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The config of a command whose parser got ``add_config_flags``: TOML, then the flags."""
+    """The config of a command whose parser got ``add_config_flags``: TOML, then the flags.
+
+    Args:
+        args: The parsed arguments.
+
+    Raises:
+        ConfigError: A setting is unknown, of the wrong type or refused by the dataclass.
+    """
     cls = getattr(args, _CLASS)
     overrides: dict[str, Any] = {}
     for name in getattr(args, _PATHS):

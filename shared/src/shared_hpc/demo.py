@@ -17,7 +17,7 @@ from shared_hpc.__about__ import __version__
 from shared_hpc.distributed import torch_distributed
 from shared_hpc.energy import EnergyReport
 from shared_hpc.errors import UserError
-from shared_hpc.files import write_json_atomic
+from shared_hpc.files import prepare_output_dir, write_json_atomic
 from shared_hpc.mpi import Comm, get_comm, rank0_print
 from shared_hpc.recorder import Recorder
 from shared_hpc.records import Headline, RunRecord
@@ -94,7 +94,7 @@ def run_demo(
 
     config = config or DemoConfig()
     comm = get_comm() if comm is None else comm
-    output = Path(output)
+    output = prepare_output_dir(output)
     # One thread per rank: a model this small gains nothing from intra-op threads, and spinning
     # thread pools slow everyone down when ranks share cores.
     torch.set_num_threads(1)

@@ -126,8 +126,15 @@ def run_demos(
 ) -> int:
     """Run the demos (all, or ``names``) one after another and write ``output_dir/SUMMARY.md``.
 
-    Keeps going after a failure. Returns 0 if every demo succeeded, 1 if any failed or none was
-    found.
+    Keeps going after a failure.
+
+    Args:
+        output_dir: Where each demo writes into a folder of its name.
+        names: The demos to run (default: every installed one).
+        timeout_s: Seconds each demo may take.
+
+    Returns:
+        0 if every demo succeeded, 1 if any failed or none was found.
 
     Raises:
         UserError: A requested name is not an installed demo (checked before anything runs).

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from shared_hpc.errors import UserError
 from shared_hpc.mpi import Comm, SerialComm, get_comm, rank_info
 
 if TYPE_CHECKING:
@@ -237,6 +238,6 @@ def set_torch_threads(comm: Comm | None = None, threads: int | None = None) -> i
         cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
         threads = max(1, cores // max(1, info.local_size))
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise UserError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     return threads

@@ -6,10 +6,10 @@ directory entry is flushed too. A crash at any moment leaves the old file or the
 one, never a truncated one, and colleagues in the user's group can read what a run wrote on a
 shared cluster file system (``mkstemp`` alone would leave every file at mode 0600).
 
-:func:`atomic_path` serves any writer that takes a path (``torch.save``, ``h5py.File``,
-``xarray.Dataset.to_netcdf``, ``numpy.savez``); :func:`write_text_atomic` and
-:func:`write_json_atomic` are the two writers every package needs. Each completed write is
-remembered, so that an interrupted command can say what it saved (:func:`saved_paths`).
+``atomic_path`` serves any writer that takes a path (``torch.save``, ``h5py.File``,
+``xarray.Dataset.to_netcdf``, ``numpy.savez``); ``write_text_atomic`` and
+``write_json_atomic`` are the two writers every package needs. Each completed write is
+remembered, so that an interrupted command can say what it saved (``saved_paths``).
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def _fsync_path(path: Path) -> None:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
+    Args:
+        path: The file to write.
+
     The writer in the ``with`` block writes the temporary file by name. When the block ends
     without an exception, the file is fsynced, given the umask's mode, renamed over ``path``
     and the directory is fsynced; when it raises, the temporary file is removed and ``path``
@@ -109,6 +112,9 @@ def prepare_output_dir(path: str | os.PathLike[str]) -> Path:
     Called before any expensive work, so that an unusable ``--output`` costs one line, not a
     finished run that cannot be saved.
 
+    Args:
+        path: The folder.
+
     Raises:
         UserError: ``path`` is a file, cannot be created, or is not writable.
     """
@@ -127,6 +133,9 @@ def prepare_output_dir(path: str | os.PathLike[str]) -> Path:
 def check_output_file(path: str | os.PathLike[str]) -> Path:
     """Check, before any work, that the file ``path`` can be written (its folder is created).
 
+    Args:
+        path: The file.
+
     Raises:
         UserError: ``path`` is a folder, or its folder cannot be created or written.
     """
@@ -138,12 +147,17 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
 
 
 def saved_paths() -> list[Path]:
-    """Every file this process completed through :func:`atomic_path`, oldest first."""
+    """Every file this process completed through ``atomic_path``, oldest first."""
     return list(_saved)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
+    """Write ``text`` (UTF-8) to ``path`` atomically (see ``atomic_path``).
+
+    Args:
+        path: The file.
+        text: Its new content.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
@@ -174,5 +188,10 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically; values are converted by :func:`jsonable`."""
+    """Write ``obj`` as indented JSON, atomically; values are converted by ``jsonable``.
+
+    Args:
+        path: The file.
+        obj: Dicts, lists, numbers, strings, NumPy values, paths, dataclasses.
+    """
     return write_text_atomic(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")

@@ -1,7 +1,7 @@
 """One communicator for every package: mpi4py's ``COMM_WORLD`` under a launcher, else a stand-in.
 
-Packages call :func:`get_comm` and use the mpi4py calls they need. When the process was not
-started by ``mpiexec``/``srun`` they get a :class:`SerialComm`, which answers the same calls for a
+Packages call ``get_comm`` and use the mpi4py calls they need. When the process was not
+started by ``mpiexec``/``srun`` they get a ``SerialComm``, which answers the same calls for a
 single rank, so every command also runs as a plain ``python`` process, without MPI installed.
 mpi4py is imported only when a launcher is detected: importing it initialises MPI, which on some
 clusters is slow or not allowed on a login node.
@@ -77,8 +77,14 @@ class Comm(Protocol):
 def launched_under_mpi(environ: dict[str, str] | None = None) -> str | None:
     """Name the launcher variable that shows this process was started by an MPI launcher.
 
-    Returns ``None`` for a plain process. A SLURM step counts only with more than one task, so
-    a batch script's own shell (``SLURM_PROCID=0`` with one task) stays serial.
+    A SLURM step counts only with more than one task, so a batch script's own shell
+    (``SLURM_PROCID=0`` with one task) stays serial.
+
+    Args:
+        environ: The environment to look at (default: ``os.environ``).
+
+    Returns:
+        The variable's name, or ``None`` for a plain process.
     """
     env = os.environ if environ is None else environ
     for name in _LAUNCHER_VARS:
@@ -94,6 +100,9 @@ def serial_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
 
     A child process started with it begins as a plain process (or as a fresh ``mpiexec``
     launch) instead of believing it is a rank of the parent's job.
+
+    Args:
+        environ: The environment to copy (default: ``os.environ``).
     """
     env = os.environ if environ is None else environ
     return {k: v for k, v in env.items() if not k.startswith(_LAUNCHER_PREFIXES)}
@@ -111,7 +120,7 @@ _WORLD: Any = None
 
 
 def get_comm() -> Comm:
-    """Return mpi4py's ``COMM_WORLD`` when launched by mpiexec/srun, else a :class:`SerialComm`.
+    """Return mpi4py's ``COMM_WORLD`` when launched by mpiexec/srun, else a ``SerialComm``.
 
     Raises:
         RuntimeError: launched under MPI but mpi4py cannot be imported (the ranks would otherwise
@@ -302,6 +311,9 @@ def rank_info(comm: Comm | None = None) -> RankInfo:
 
     Nodes are told apart by processor name and numbered in sorted name order, so the numbering
     is the same on every rank; local ranks follow the global rank order within a node.
+
+    Args:
+        comm: The communicator (default: ``get_comm()``).
     """
     comm = _comm(comm)
     host = _processor_name(comm)
@@ -322,8 +334,13 @@ def rank_info(comm: Comm | None = None) -> RankInfo:
 def split_by_color(comm: Comm, color: int | None, key: int | None = None) -> Comm | None:
     """Split ``comm`` into sub-communicators of the ranks that pass the same ``color``.
 
-    A rank that passes ``None`` joins no part and gets ``None`` back (``MPI_UNDEFINED``).
-    ``key`` orders ranks inside each part (default: their rank in ``comm``). Collective.
+    Collective: every rank of ``comm`` calls it.
+
+    Args:
+        comm: The communicator to split.
+        color: This rank's part, a non-negative int; ``None`` joins no part
+            (``MPI_UNDEFINED``) and returns ``None``.
+        key: Orders the ranks inside each part (default: their rank in ``comm``).
     """
     if color is not None and (not isinstance(color, int) or color < 0):
         raise ValueError(f"color must be a non-negative int or None, got {color!r}")
@@ -339,7 +356,11 @@ def split_by_color(comm: Comm, color: int | None, key: int | None = None) -> Com
 
 
 def split_by_node(comm: Comm | None = None) -> Comm:
-    """One sub-communicator per node (shared-memory domain) of ``comm``. Collective."""
+    """One sub-communicator per node (shared-memory domain) of ``comm``. Collective.
+
+    Args:
+        comm: The communicator to split (default: ``get_comm()``).
+    """
     comm = _comm(comm)
     if isinstance(comm, SerialComm):
         return SerialComm()
@@ -351,7 +372,13 @@ def split_by_node(comm: Comm | None = None) -> Comm:
 
 
 def rank0_print(*args: Any, comm: Comm | None = None, **kwargs: Any) -> None:
-    """``print`` on rank 0 of ``comm`` only (flushed, so output under mpiexec keeps its order)."""
+    """``print`` on rank 0 of ``comm`` only (flushed, so output under mpiexec keeps its order).
+
+    Args:
+        *args: What to print.
+        comm: The communicator whose rank 0 prints (default: ``get_comm()``).
+        **kwargs: Passed to ``print``.
+    """
     if _comm(comm).Get_rank() == 0:
         kwargs.setdefault("flush", True)
         print(*args, **kwargs)
@@ -371,6 +398,10 @@ def get_logger(name: str, comm: Comm | None = None) -> logging.Logger:
     """A logger whose lines carry ``[rank r/size]``; ranks other than 0 log warnings and up only.
 
     The handler is added once per logger name; calling again returns the same logger.
+
+    Args:
+        name: The logger's name (usually the package's).
+        comm: The communicator that gives the rank (default: ``get_comm()``).
     """
     comm = _comm(comm)
     rank, size = comm.Get_rank(), comm.Get_size()

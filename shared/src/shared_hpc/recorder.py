@@ -81,7 +81,14 @@ class Recorder:
         headline: Headline | None,
         artifacts: list[str] | tuple[str, ...] = (),
     ) -> RunRecord:
-        """The run record of the finished region (every rank can build it; nothing is written)."""
+        """The run record of the finished region (every rank can build it; nothing is written).
+
+        Args:
+            config: The run's settings (a dataclass or a dict).
+            metrics: What came out, as JSON-ready values.
+            headline: The run's one figure.
+            artifacts: Files the run wrote, relative to the record.
+        """
         if self.wall_time_s is None:
             raise RuntimeError("the recorder's region has not finished; record after the block")
         return RunRecord.create(
@@ -106,9 +113,21 @@ class Recorder:
         headline: Headline | None,
         artifacts: list[str] | tuple[str, ...] = (),
     ) -> RunRecord:
-        """Build the record and write it to ``path`` atomically on rank 0; returns it on every
-        rank."""
+        """Build the record and write it to ``path`` atomically on rank 0 (collective: when it
+        returns on any rank, the file exists).
+
+        Args:
+            path: The record's file, usually ``<output>/results.json``.
+            config: The run's settings (a dataclass or a dict).
+            metrics: What came out, as JSON-ready values.
+            headline: The run's one figure.
+            artifacts: Files the run wrote, relative to the record.
+
+        Returns:
+            The record, on every rank.
+        """
         record = self.record(config=config, metrics=metrics, headline=headline, artifacts=artifacts)
         if self.is_writer:
             record.write(Path(path))
+        self.comm.barrier()
         return record

@@ -133,9 +133,12 @@ def environment_info(
     """Where and with what a run happened: host, CPU, GPU, Python and library versions, git.
 
     Nothing heavy is imported for it: torch's CUDA version is read only if torch is loaded, the
-    MPI library only if mpi4py is loaded. ``packages`` are distributions whose versions to list
-    (default: shared-hpc, numpy, torch, mpi4py, codecarbon); the first one's source checkout
-    gives ``git_commit``.
+    MPI library only if mpi4py is loaded.
+
+    Args:
+        comm: The run's communicator, for the number of ranks.
+        packages: Distributions whose versions to list besides shared-hpc, numpy, torch,
+            mpi4py and codecarbon; the first one's source checkout gives ``git_commit``.
     """
     names = list(dict.fromkeys([*(packages or ()), *_DEFAULT_PACKAGES]))
     torch = sys.modules.get("torch")

@@ -85,7 +85,7 @@ _model_future: Future[PowerModel] | None = None
 
 
 def power_model(wait: bool = True) -> Future[PowerModel] | PowerModel:
-    """This node's :class:`PowerModel`, built once per process in a background thread.
+    """This node's ``PowerModel``, built once per process in a background thread.
 
     With ``wait=False`` return the future at once, so the caller can start measuring while
     codecarbon is imported.

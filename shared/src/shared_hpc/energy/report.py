@@ -22,7 +22,7 @@ class NodeReading:
 
 
 def _join_methods(methods: set[str]) -> str:
-    """``rapl+estimated`` etc., in the order of preference of :data:`METHODS`."""
+    """``rapl+estimated`` etc., in the order of preference of ``METHODS``."""
     return "+".join(sorted(methods, key=lambda m: METHODS.index(m) if m in METHODS else 99))
 
 
@@ -109,7 +109,7 @@ class EnergyReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnergyReport:
-        """Inverse of :meth:`to_dict`; unknown keys from newer versions are ignored."""
+        """Inverse of ``to_dict``; unknown keys from newer versions are ignored."""
         names = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in names})
 

@@ -28,7 +28,7 @@ class SensorError(Exception):
 class Sensor:
     """An energy backend for the devices of one node, read by several meters at once.
 
-    ``start`` raises :class:`NoSensor` or :class:`SensorError`; afterwards ``kinds`` and
+    ``start`` raises ``NoSensor`` or ``SensorError``; afterwards ``kinds`` and
     ``devices`` say what it measures. The meter calls ``sample`` every ``sample_interval_s``
     seconds from a background thread (``None``: no sampling needed). A meter that begins while
     the sensor runs takes a ``mark`` and later asks for the ``joules_since`` it, so nested
@@ -53,7 +53,7 @@ class Sensor:
         """Read the devices now (wrap-around, power integration, load)."""
 
     def mark(self) -> Any:
-        """An opaque position from which :meth:`joules_since` counts."""
+        """An opaque position from which ``joules_since`` counts."""
         raise NotImplementedError
 
     def joules_since(self, mark: Any) -> dict[str, float]:
