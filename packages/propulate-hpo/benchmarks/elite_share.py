@@ -21,7 +21,10 @@ from common import FUNCTIONS
 from propulate_hpo import propulate
 from propulate_hpo.functions import benchmark
 from propulate_hpo.propagators import default_propagator
-from run import _no_worse, machine
+from run import _no_worse
+
+from shared_hpc import write_text_atomic
+from shared_hpc.bench import machine_line
 
 SHARES = (0.0, 0.15, 0.25)
 DEFAULT = 0.15
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Share of EliteGaussian children in the default breeding",
         "",
-        f"Written by `benchmarks/elite_share.py` on {machine()}: one worker, "
+        f"Written by `benchmarks/elite_share.py` on {machine_line()}: one worker, "
         f"{args.evaluations} evaluations, population {POP_SIZE}, {args.seeds} seeds; median best "
         "loss, and in brackets the one-sided Mann-Whitney p that the share ends worse than the "
         f"default ({DEFAULT:g}).",
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(lines[-1], flush=True)
     minutes = (time.monotonic() - started) / 60
     lines += ["", f"Run time: {minutes:.1f} minutes.", ""]
-    args.out.write_text("\n".join(lines))
+    write_text_atomic(args.out, "\n".join(lines))
     print(f"wrote {args.out}")
     return 0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -26,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from shared_hpc import replace_marked_block
+from shared_hpc import serial_environ, write_text_atomic
+from shared_hpc.bench import machine_line, replace_marked_block
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent
@@ -92,12 +92,7 @@ def _command(optimizer: str, function: str, evals: int, seed: int, sleep: float)
 
 def measure(optimizer: str, function: str, evals: int, seed: int, sleep: float = 0.0) -> dict:
     """One run in fresh processes; returns the runner's RESULT line plus derived measures."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PMI_", "PMIX_", "OMPI_", "HYDRA_"))
-    }
-    env.update(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env = {**serial_environ(), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(
         _command(optimizer, function, evals, seed, sleep),
         capture_output=True,
@@ -159,22 +154,15 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 
 def machine() -> str:
-    from shared_hpc import environment_info
-
-    info = environment_info()
+    """``shared_hpc.bench.machine_line`` and the MPI library the runs use: this process starts
+    no MPI, so the machine line cannot name it."""
     mpi = subprocess.run(
         [sys.executable, "-c", "from mpi4py import MPI; print(MPI.Get_library_version())"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()[0]
-    info["mpi_library"] = " ".join(mpi.split())
-    load = os.getloadavg()
-    return (
-        f"{info.get('cpu_model')} ({info.get('cpu_count')} cores), {platform.system()}, "
-        f"Python {platform.python_version()}, MPI: {info.get('mpi_library')}; "
-        f"load average at start {load[0]:.2f}"
-    )
+    return f"{machine_line()}; MPI: {' '.join(mpi.split())}"
 
 
 def cheap_table(runs: list[dict], functions: list[str], optimizers: list[str]) -> list[str]:
@@ -413,7 +401,7 @@ def write_markdown(data: dict, path: Path) -> None:
         "raw numbers in `benchmarks/results.json`.",
         "",
     ]
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
 
 
 def headline(data: dict) -> str:
@@ -613,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         "sleep": sleep_runs,
         "imports": imports,
     }
-    (HERE / "results.json").write_text(json.dumps(data, indent=1))
+    write_text_atomic(HERE / "results.json", json.dumps(data, indent=1))
     write_markdown(data, args.output)
     if not args.quick:
         replace_marked_block(PACKAGE / "README.md", "benchmark-headline", headline(data))

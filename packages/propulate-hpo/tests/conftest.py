@@ -1,50 +1,34 @@
-"""Shared fixtures: a directory every MPI rank sees, and helpers to launch mpiexec runs."""
+"""Launching child runs for the tests that kill a run and resume it, or run the command line
+under ``mpiexec``: ``launch(args, ranks=None)`` starts ``python args`` in its own session."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-
-def mpiexec() -> str:
-    """mpiexec of this Python environment (the mpich wheel), else the one on PATH."""
-    local = Path(sys.executable).with_name("mpiexec")
-    found = str(local) if local.exists() else shutil.which("mpiexec")
-    if found is None:
-        pytest.skip("mpiexec not found")
-    return found
-
-
-def clean_env() -> dict[str, str]:
-    """Environment for a child launch: no MPI variables inherited from a parent launch."""
-    prefixes = ("PMI_", "PMIX_", "OMPI_", "MPI_LOCAL", "HYDRA_", "SLURM_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
-
-
-def _launch(args: list[str], ranks: int | None = None, **kwargs) -> subprocess.Popen:
-    """Start ``python args`` (under ``mpiexec -n ranks`` if given) in its own session."""
-    command = [sys.executable, *args]
-    if ranks is not None:
-        command = [mpiexec(), "-n", str(ranks), *command]
-    return subprocess.Popen(
-        command,
-        env=clean_env(),
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
+from shared_hpc import serial_environ
 
 
 @pytest.fixture
-def launch():
-    """``launch(args, ranks=None)``: start ``python args`` (under mpiexec) in its own session."""
-    return _launch
+def launch(request):
+    """``launch(args, ranks=None)``: start ``python args`` (under ``mpiexec -n ranks`` if given)
+    in a new session, with one OpenMP thread, its output and errors in one pipe. A new session
+    lets a test kill the whole launch tree (see ``test_checkpoint._kill_9``)."""
+
+    def start(args: list[str], ranks: int | None = None, **kwargs) -> subprocess.Popen:
+        command = [sys.executable, *args]
+        if ranks is not None:  # the plugin's mpiexec fixture: skipped where there is none
+            command = [request.getfixturevalue("mpiexec"), "-n", str(ranks), *command]
+        return subprocess.Popen(
+            command,
+            env={"OMP_NUM_THREADS": "1", **serial_environ()},
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **kwargs,
+        )
+
+    return start

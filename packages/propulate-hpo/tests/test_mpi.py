@@ -5,7 +5,15 @@ import time
 from collections import Counter
 
 import pytest
-from propulate_hpo import BestAtStep, CheckpointError, Propulator, SearchSpace, benchmark, propulate
+from propulate_hpo import (
+    BestAtStep,
+    CheckpointError,
+    Propulator,
+    RunConfig,
+    SearchSpace,
+    benchmark,
+    propulate,
+)
 
 from shared_hpc import get_comm
 
@@ -207,3 +215,13 @@ def test_resume_rebuilds_the_islands_from_the_migration_log(shared_dir):
     for island in (0, 1):
         same = [rows for i, rows in views if i == island]
         assert same[0] == same[1]
+
+
+def test_the_command_line_and_the_library_build_the_same_search():
+    loss, space = benchmark("sphere")
+    config = RunConfig(function="sphere", island_sizes=(1, 3), migrants=2)
+    settings = {"islands": [1, 3], "migrants": 2}
+    for propulator in (Propulator(loss, space, config), Propulator(loss, space, **settings)):
+        assert propulator.layout.sizes == [1, 3]
+        assert propulator.topology.tolist() == [[0, 2], [2, 0]]
+        assert propulator.pop_size == 8  # max(8, 2 x the island's workers) on both islands

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 from propulate_hpo import SearchSpace, benchmark, propulate
-from propulate_hpo.config import make_propagator
 from propulate_hpo.population import OK, Population, Row
 from propulate_hpo.propagators import (
     ActiveCMA,
@@ -29,6 +28,7 @@ from propulate_hpo.propagators import (
     Stochastic,
     VelocityClampingPSO,
     default_propagator,
+    make_propagator,
 )
 from propulate_hpo.propagators.base import pick
 

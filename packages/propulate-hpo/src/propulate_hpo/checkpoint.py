@@ -32,14 +32,17 @@ from typing import Any
 
 import numpy as np
 
+from propulate_hpo.layout import Layout
 from propulate_hpo.population import FAILED, Population, Row
 from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
+from shared_hpc.files import write_json_atomic
 
 SCHEMA = "propulate-hpo/checkpoint/1"
 META = "meta.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be resumed (other search space, corrupt file, ...)."""
 
 
@@ -49,7 +52,22 @@ def _finite_or_none(value: float) -> float | None:
 
 @dataclass
 class Evaluation:
-    """Everything known about one candidate from the logs."""
+    """Everything known about one candidate: from the logs, or of an evaluation just made.
+
+    Attributes:
+        worker: The worker that bred it.
+        generation: That worker's counter.
+        island: Its birth island.
+        genes: Its genes.
+        t_start: When its evaluation began (``time.time()``).
+        done: Whether its evaluation finished.
+        loss: Its loss (infinite while unknown or failed).
+        status: ``OK``, ``FAILED`` or ``CANCELLED``.
+        duration: How long the evaluation took in seconds.
+        curve: Intermediate losses of a generator loss.
+        metrics: Extra metrics the loss function returned.
+        error: Why it failed, ``None`` if it did not.
+    """
 
     worker: int
     generation: int
@@ -66,9 +84,16 @@ class Evaluation:
 
     @property
     def key(self) -> tuple[int, int]:
+        """Its identity, ``(worker, generation)``."""
         return (self.worker, self.generation)
 
     def row(self, version: int = 0, current: int = 0) -> Row:
+        """The candidate as a population row.
+
+        Args:
+            version: Its number of migrations.
+            current: Island-local index of the worker responsible for it.
+        """
         return Row(
             self.worker,
             self.generation,
@@ -84,7 +109,17 @@ class Evaluation:
 
 
 def write_meta(directory: Path, space: SearchSpace, n_islands: int) -> None:
-    """Create or check ``meta.json``; raises :class:`CheckpointError` on a mismatch."""
+    """Create ``meta.json`` in ``directory``, or check the one there against this run.
+
+    Args:
+        directory: The checkpoint directory (created if missing).
+        space: The run's search space.
+        n_islands: The run's number of islands.
+
+    Raises:
+        CheckpointError: ``meta.json`` is unreadable, foreign, or for another search space or
+            number of islands.
+    """
     path = directory / META
     if path.exists():
         try:
@@ -107,36 +142,49 @@ def write_meta(directory: Path, space: SearchSpace, n_islands: int) -> None:
                 f"{n_islands}; resume with the same number of islands"
             )
         return
-    directory.mkdir(parents=True, exist_ok=True)
     meta = {
         "schema": SCHEMA,
         "space": space.to_dict(),
         "islands": n_islands,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, meta)
 
 
 def log_path(directory: Path, worker: int) -> Path:
+    """The log file of a worker.
+
+    Args:
+        directory: The checkpoint directory.
+        worker: The worker.
+    """
     return directory / f"worker-{worker:05d}.jsonl"
 
 
 class WorkerLog:
-    """Append-only log of one worker: one JSON object per line, one ``write`` per line."""
+    """Append-only log of one worker: one JSON object per line, one ``write`` per line.
+
+    Args:
+        directory: The checkpoint directory.
+        worker: The worker whose log it is.
+        fsync_interval_s: Flush the log to disk at most this often (a killed process loses
+            nothing written; a machine that goes down, at most this much).
+    """
 
     def __init__(self, directory: Path, worker: int, fsync_interval_s: float = 1.0) -> None:
         self.path = log_path(directory, worker)
         self.fsync_interval_s = fsync_interval_s
         _drop_torn_tail(self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # the mode the user's umask gives (usually 0644), so that colleagues can read the logs
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         self._synced = time.monotonic()
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record as a line.
+
+        Args:
+            record: A JSON object.
+        """
         self._append(json.dumps(record, allow_nan=False, separators=(",", ":")))
 
     def _append(self, line: str) -> None:
@@ -147,13 +195,28 @@ class WorkerLog:
             self._synced = now
 
     def start(self, worker: int, generation: int, island: int, genes: np.ndarray, t: float) -> None:
+        """A candidate is now in flight.
+
+        Args:
+            worker: The worker that bred it.
+            generation: That worker's counter.
+            island: Its birth island.
+            genes: Its genes.
+            t: When its evaluation begins (``time.time()``).
+        """
         x = _genes_json(genes)
         self._append(
             f'{{"e":"start","w":{worker},"g":{generation},"i":{island},"x":{x},"t":{t!r}}}'
         )
 
     def done(self, ev: Evaluation, with_candidate: bool = False) -> None:
-        """The result of ``ev``; ``with_candidate``: no start record was written for it."""
+        """The result of an evaluation.
+
+        Args:
+            ev: The finished evaluation.
+            with_candidate: No start record was written for it: this record carries its island
+                and genes.
+        """
         candidate = f',"i":{ev.island},"x":{_genes_json(ev.genes)}' if with_candidate else ""
         if ev.curve or ev.metrics or ev.error is not None or not math.isfinite(ev.loss):
             record: dict[str, Any] = {
@@ -181,10 +244,18 @@ class WorkerLog:
         )
 
     def event(self, kind: str, key: tuple[int, int], version: int, **fields: int) -> None:
-        """Migration (``mig``), pollination (``pol``) or replacement (``deact``) of ``key``."""
+        """Migration (``mig``), pollination (``pol``) or replacement (``deact``) of ``key``.
+
+        Args:
+            kind: ``mig``, ``pol`` or ``deact``.
+            key: The individual, ``(worker, generation)``.
+            version: Its number of migrations before the event.
+            **fields: The islands and workers involved (``from``, ``to``, ``cur``, ``i``).
+        """
         self.write({"e": kind, "w": key[0], "g": key[1], "v": version, "t": time.time(), **fields})
 
     def close(self) -> None:
+        """Flush the log to disk and close it."""
         if self._fd >= 0:
             os.fsync(self._fd)
             os.close(self._fd)
@@ -229,19 +300,31 @@ class CheckpointState:
 
     @property
     def finished(self) -> list[Evaluation]:
+        """The finished evaluations, in order of completion."""
         return sorted(
             (e for e in self.evaluations.values() if e.done),
             key=lambda e: (e.t_start + e.duration, e.key),
         )
 
     def in_flight(self, worker: int, n_workers: int) -> list[Evaluation]:
-        """Unfinished candidates this worker must evaluate again (its own and orphans)."""
+        """Unfinished candidates this worker must evaluate again (its own and orphans).
+
+        Args:
+            worker: The worker.
+            n_workers: Workers of the resumed run (orphans of workers beyond them are adopted
+                by ``worker mod n_workers``).
+        """
         return sorted(
             (e for e in self.evaluations.values() if not e.done and e.worker % n_workers == worker),
             key=lambda e: e.key,
         )
 
     def next_generation(self, worker: int) -> int:
+        """The next free generation counter of a worker.
+
+        Args:
+            worker: The worker.
+        """
         return 1 + max(
             (e.generation for e in self.evaluations.values() if e.worker == worker), default=-1
         )
@@ -254,7 +337,15 @@ class CheckpointState:
         current: Callable[[int], int],
         island_size: int,
     ) -> Population:
-        """Rebuild one island's population; ``current(worker)`` gives the responsible rank."""
+        """Rebuild one island's population by replaying the migration events in time order.
+
+        Args:
+            space: The search space.
+            island: The island.
+            owner: Global index of the worker that will hold the population.
+            current: Gives the island-local worker responsible for a row bred by a worker.
+            island_size: Workers of the island.
+        """
         population = Population(space, owner)
         for ev in self.finished:
             if ev.island == island:
@@ -273,6 +364,7 @@ class CheckpointState:
         return population
 
     def curves(self) -> list[np.ndarray]:
+        """The loss curves of the finished generator losses (for the early-stopping surrogate)."""
         return [np.array(e.curve, dtype=float) for e in self.finished if e.curve]
 
 
@@ -281,7 +373,18 @@ def _nan(value: float | None) -> float:
 
 
 def read_checkpoint(directory: Path, space: SearchSpace | None = None) -> CheckpointState:
-    """Parse every worker log in ``directory`` (tolerating a torn last line)."""
+    """Parse every worker log in ``directory`` (tolerating a torn last line).
+
+    Args:
+        directory: The checkpoint directory.
+        space: The search space, to check the number of genes of every candidate.
+
+    Returns:
+        Every evaluation and migration event of the logs.
+
+    Raises:
+        CheckpointError: A corrupt or malformed record.
+    """
     state = CheckpointState()
     for path in sorted(directory.glob("worker-*.jsonl")):
         for number, rec in _lines(path):
@@ -324,6 +427,14 @@ def read_checkpoint(directory: Path, space: SearchSpace | None = None) -> Checkp
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
+    """The content of ``meta.json``: schema, search space, number of islands, creation time.
+
+    Args:
+        directory: The checkpoint directory.
+
+    Raises:
+        CheckpointError: ``directory`` is not a propulate-hpo checkpoint.
+    """
     path = Path(directory) / META
     if not path.exists():
         raise CheckpointError(f"{directory} is not a propulate-hpo checkpoint (no {META})")
@@ -334,3 +445,46 @@ def read_meta(directory: Path) -> dict[str, Any]:
     if meta.get("schema") != SCHEMA:
         raise CheckpointError(f"{path}: not a propulate-hpo checkpoint")
     return meta
+
+
+def load_state(directory: Path | None, space: SearchSpace, layout: Layout) -> CheckpointState:
+    """What a checkpoint holds for this run (collective over ``layout.world``).
+
+    Rank 0 creates or checks ``meta.json``; then every worker root reads all logs. A problem
+    on any rank is raised on every rank, so that no rank waits for one that gave up.
+
+    Args:
+        directory: The checkpoint directory, ``None`` for a run without a checkpoint.
+        space: The run's search space.
+        layout: This rank's place in the run.
+
+    Returns:
+        The state (empty without a checkpoint and on helper ranks).
+
+    Raises:
+        CheckpointError: A checkpoint of another search space or number of islands, or a
+            corrupt one.
+    """
+    if directory is None:
+        return CheckpointState()
+    problem = None
+    if layout.world.Get_rank() == 0:
+        try:
+            write_meta(directory, space, layout.n_islands)
+        except Exception as error:  # shared with all ranks, raised everywhere below
+            problem = error
+    problem = layout.world.bcast(problem, root=0)
+    if problem is not None:
+        raise problem
+    if layout.workers is None:
+        return CheckpointState()
+    problem, state = None, CheckpointState()
+    try:
+        state = read_checkpoint(directory, space)
+    except Exception as error:
+        problem = error
+    # also the guarantee that every root has read the logs before anyone appends to them
+    for found in layout.workers.allgather(problem):
+        if found is not None:
+            raise found
+    return state

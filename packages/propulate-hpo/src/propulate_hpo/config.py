@@ -1,91 +1,92 @@
-"""Settings of a ``propulate-hpo run``, as a dataclass that also loads from TOML."""
+"""Settings of the commands: what a ``propulate-hpo run`` optimises and how, and the demo's.
+
+``RunConfig`` extends the library's ``SearchOptions`` with the function to minimise, so every
+option of a search is a flat flag of ``propulate-hpo run`` (``--islands``, ``--generations``)
+and a key of its ``--config`` TOML file, with the same defaults as in the Python API.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
-from propulate_hpo.propagators import (
-    CMAES,
-    CanonicalPSO,
-    ConstrictionPSO,
-    ParallelNelderMead,
-    Propagator,
-    VelocityClampingPSO,
-    default_propagator,
-)
-from propulate_hpo.propagators.pso import BasicPSO
-from propulate_hpo.space import SearchSpace
+from propulate_hpo.functions import BENCHMARKS
+from propulate_hpo.options import SearchOptions
+from propulate_hpo.surrogate import BestAtStep
+from shared_hpc.errors import UserError
 
-PropagatorName = Literal[
-    "ga",
-    "ga-paper",
-    "pso",
-    "pso-clamping",
-    "pso-constriction",
-    "pso-canonical",
-    "cma",
-    "cma-active",
-    "nelder-mead",
-]
-PROPAGATORS: tuple[str, ...] = get_args(PropagatorName)
+BenchmarkName = Literal[tuple(BENCHMARKS)]  # type: ignore[valid-type]
+EARLY_STOPPING_FROM_EPOCH = 2  # the demo judges candidates from their third epoch on
 
 
-@dataclass
-class RunConfig:
-    """One optimisation run; every field is also a ``propulate-hpo run`` option."""
+@dataclass(frozen=True)
+class RunConfig(SearchOptions):
+    """One ``propulate-hpo run``: a benchmark function or your loss, and the search options.
 
-    function: str | None = None  # a benchmark function name ...
-    dim: int | None = None  # ... in this many dimensions (default: the paper's)
-    loss: str | None = None  # ... or "package.module:function"
-    space: Path | None = None  # TOML search space (needed with ``loss``)
-    generations: int | None = None  # evaluations per worker (100 if no other limit is given)
-    budget_s: float | None = None  # wall-clock budget of the whole run
-    max_evaluations: int | None = None  # evaluations of all workers together
-    propagator: PropagatorName = "ga"
-    pop_size: int | None = None
-    islands: int = 1
-    island_sizes: list[int] | None = None
-    migration_probability: float = 0.0
-    migrants: int = 1  # per island pair and migration event (fully connected topology)
-    pollination: bool = False
-    ranks_per_worker: int = 1
-    early_stopping: float | None = None  # margin of the early-stopping surrogate (generators)
-    checkpoint: Path | None = None
-    seed: int = 0
-    output: Path = Path("propulate-hpo-run")
+    Attributes:
+        function: A benchmark function of the paper to minimise.
+        dim: The benchmark function's dimension; none: the paper's.
+        loss: Your loss function instead: package.module:function or path/to/file.py:function.
+        space: TOML search space of your loss function.
+    """
+
+    function: BenchmarkName | None = None
+    dim: int | None = None
+    loss: str | None = None
+    space: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.generations is None and self.max_evaluations is None and self.budget_s is None:
-            self.generations = 100
+        super().__post_init__()
         if (self.function is None) == (self.loss is None):
-            raise ValueError("give either a benchmark function or a loss 'module:function'")
+            raise UserError("give either a benchmark function or a loss 'module:function'")
         if self.loss is not None and self.space is None:
-            raise ValueError("a loss function needs a search space file (--space)")
+            raise UserError("a loss function needs a search space file (--space)")
         if self.loss is not None and ":" not in self.loss:
-            raise ValueError(f"loss must look like 'package.module:function', got {self.loss!r}")
-        if self.migrants < 0:
-            raise ValueError(f"migrants must be >= 0, got {self.migrants}")
-        if self.early_stopping is not None and self.early_stopping < 0:
-            raise ValueError(f"early_stopping margin must be >= 0, got {self.early_stopping}")
+            raise UserError(f"loss must look like 'package.module:function', got {self.loss!r}")
+        if self.function is not None and self.function not in BENCHMARKS:
+            raise UserError(
+                f"unknown benchmark function {self.function!r}; choose from {sorted(BENCHMARKS)}"
+            )
 
 
-def make_propagator(name: str, space: SearchSpace, pop_size: int) -> Propagator:
-    """The propagator called ``name`` (see :data:`PROPAGATORS`)."""
-    makers = {
-        "ga": lambda: default_propagator(pop_size, space),
-        "ga-paper": lambda: default_propagator(pop_size, space, elite_probability=0.0),
-        "pso": BasicPSO,
-        "pso-clamping": VelocityClampingPSO,
-        "pso-constriction": ConstrictionPSO,
-        "pso-canonical": CanonicalPSO,
-        "cma": lambda: CMAES(active=False),
-        "cma-active": lambda: CMAES(active=True),
-        "nelder-mead": ParallelNelderMead,
-    }
-    if name not in makers:
-        raise ValueError(f"unknown propagator {name!r}; choose from {list(makers)}")
-    propagator = makers[name]()
-    propagator.check(space)
-    return propagator
+@dataclass(frozen=True)
+class DemoConfig:
+    """The digits demo: an MLP tuned on scikit-learn's handwritten digits.
+
+    Attributes:
+        generations: Candidates per worker.
+        budget_s: Wall-clock budget of the search in seconds.
+        ranks_per_worker: Ranks that train one candidate together (data parallel).
+        early_stopping: Cancel a candidate whose validation loss is worse than the best at the
+            same epoch by this fraction (from its third epoch on).
+        seed: Seed of the search.
+    """
+
+    generations: int = 64
+    budget_s: float = 40.0
+    ranks_per_worker: int = SearchOptions.ranks_per_worker
+    early_stopping: float = 0.5
+    seed: int = SearchOptions.seed
+
+    def __post_init__(self) -> None:
+        self.options()  # checks every value as the search will
+        self.surrogate()
+
+    def options(self, checkpoint: Path | None = None) -> SearchOptions:
+        """The search options of the demo.
+
+        Args:
+            checkpoint: The checkpoint directory of the search.
+        """
+        return SearchOptions(
+            generations=self.generations,
+            budget_s=self.budget_s,
+            ranks_per_worker=self.ranks_per_worker,
+            seed=self.seed,
+            checkpoint=checkpoint,
+        )
+
+    def surrogate(self) -> BestAtStep:
+        """The early stopping of the demo's candidates."""
+        return BestAtStep(margin=self.early_stopping, min_step=EARLY_STOPPING_FROM_EPOCH)

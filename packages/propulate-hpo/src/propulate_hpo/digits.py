@@ -1,6 +1,6 @@
 """A real hyperparameter search: an MLP on scikit-learn's handwritten digits.
 
-``digits_loss`` is a loss function for :class:`~propulate_hpo.Propulator` that trains one
+``digits_loss`` is a loss function for ``Propulator`` that trains one
 candidate with data parallelism over the worker's communicator (``torch.distributed`` with
 gloo on CPU / NCCL on GPU, set up by ``shared_hpc.torch_distributed``), yields the validation
 loss after every epoch (so the early-stopping surrogate can cancel hopeless candidates), and
@@ -8,19 +8,30 @@ returns the validation and test accuracy and the energy of the candidate, measur
 ``shared_hpc.EnergyMeter`` (RAPL/NVML where readable, else estimated; the ``energy_measured``
 metric says which).
 
-Search space (``DIGITS_SPACE``, also ``digits.toml`` in the docs): learning rate on a log scale,
-hidden width on a log scale, dropout, optimizer as a categorical.
+Search space (``DIGITS_SPACE``, also ``examples/digits_space.toml``): learning rate on a log
+scale, hidden width on a log scale, dropout, optimizer as a categorical. ``search_digits`` runs
+the whole search of the demo. torch and scikit-learn are the ``demo`` extra
+(``pip install propulate-hpo[demo]``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from propulate_hpo.config import DemoConfig
+from propulate_hpo.propulator import Propulator
+from propulate_hpo.results import Result
 from propulate_hpo.space import Categorical, Float, Int
+from shared_hpc.mpi import Comm
+
+if TYPE_CHECKING:
+    from shared_hpc.records import Headline
 
 DIGITS_SPACE = {
     "lr": Float(1e-4, 1e-1, log=True),
@@ -97,12 +108,24 @@ def _evaluate(model: Any, x: Any, y: Any) -> tuple[float, float]:
 
 
 def digits_loss(
-    params: dict[str, Any], comm: Any, epochs: int = EPOCHS, seed: int = 0
+    params: dict[str, Any], comm: Comm, epochs: int = EPOCHS, seed: int = 0
 ) -> Generator[dict[str, float], None, dict[str, float]]:
     """Train one candidate data-parallel over ``comm``; yield the validation loss per epoch.
 
     Each yield also carries the candidate's energy so far, so that candidates cancelled by
     early stopping have their energy logged too.
+
+    Args:
+        params: ``lr``, ``width``, ``dropout`` and ``optimizer`` of ``DIGITS_SPACE``.
+        comm: The worker's ranks, which train the candidate together.
+        epochs: Passes over the training data.
+        seed: Seed of the initial weights and the batches.
+
+    Yields:
+        The validation loss and accuracy and the energy so far, after every epoch.
+
+    Returns:
+        The validation and test accuracy and the candidate's energy.
     """
     import torch
     from torch.nn.parallel import DistributedDataParallel
@@ -163,3 +186,78 @@ def digits_loss(
         "energy_j": joules,
         "energy_measured": float(measured),
     }
+
+
+@dataclass(frozen=True)
+class DigitsSearch:
+    """A finished search of the digits MLP's hyperparameters.
+
+    Attributes:
+        result: Every candidate of the search.
+        config: The demo's settings.
+    """
+
+    result: Result
+    config: DemoConfig
+
+    def best_candidate(self) -> dict[str, Any]:
+        """The history's row of the best candidate (its accuracies and energy among them)."""
+        history = self.result.history
+        best = self.result.best(1)[0]
+        rows = history[
+            (history["worker"] == best["worker"]) & (history["generation"] == best["generation"])
+        ]
+        return rows.iloc[0].to_dict()
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures of the run record: the best candidate, the saving of early stopping,
+        the energy of the candidates."""
+        result, history, best = self.result, self.result.history, self.result.best(1)[0]
+        row = self.best_candidate()
+        return {
+            "best_val_loss": best["loss"],
+            "best_params": best["params"],
+            "best_val_accuracy": float(row.get("val_accuracy", float("nan"))),
+            "best_test_accuracy": float(row.get("test_accuracy", float("nan"))),
+            "evaluations": result.n_evaluations,
+            **result.counts(),
+            "epochs_trained": int(history["steps"].sum()),
+            "epochs_without_early_stopping": int(EPOCHS * result.n_evaluations),
+            "candidate_energy_j": float(history["energy_j"].sum()),
+            "energy_per_candidate_measured": bool(history["energy_measured"].min() == 1.0),
+            "workers": result.n_workers,
+            "ranks_per_worker": self.config.ranks_per_worker,
+        }
+
+    def headline(self) -> Headline:
+        """The demo's one figure: the test accuracy of the best candidate."""
+        from shared_hpc.records import Headline
+
+        accuracy = float(self.best_candidate().get("test_accuracy", float("nan")))
+        return Headline("test accuracy of the best candidate (digits MLP)", accuracy)
+
+
+def search_digits(
+    config: DemoConfig, checkpoint: Path | None = None, comm: Comm | None = None
+) -> DigitsSearch:
+    """Tune the MLP's learning rate, width, dropout and optimizer (collective).
+
+    Each candidate trains data-parallel on its worker's ranks and is stopped early when its
+    validation loss falls behind the best seen at the same epoch by ``config.early_stopping``.
+
+    Args:
+        config: The demo's settings.
+        checkpoint: Checkpoint directory of the search (a run resumes from what it holds).
+        comm: The ranks of the search (default: ``shared_hpc.get_comm()``).
+
+    Returns:
+        The finished search, on every rank.
+    """
+    propulator = Propulator(
+        digits_loss,
+        DIGITS_SPACE,
+        config.options(checkpoint),
+        surrogate=config.surrogate(),
+        comm=comm,
+    )
+    return DigitsSearch(propulator.run(), config)

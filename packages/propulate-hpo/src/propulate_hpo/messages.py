@@ -22,6 +22,12 @@ HEADER = (
 
 
 def encode_row(row: Row, curve: np.ndarray | None = None) -> np.ndarray:
+    """One individual as a message.
+
+    Args:
+        row: The individual.
+        curve: Its loss curve, for the early-stopping surrogate of the receiver.
+    """
     n_curve = 0 if curve is None else len(curve)
     out = np.empty(HEADER + len(row.genes) + n_curve)
     out[:HEADER] = (
@@ -43,7 +49,12 @@ def encode_row(row: Row, curve: np.ndarray | None = None) -> np.ndarray:
 
 
 def decode_row(data: np.ndarray, dim: int) -> tuple[Row, np.ndarray]:
-    """Row and loss curve (possibly empty) of one encoded individual."""
+    """Row and loss curve (possibly empty) of one encoded individual.
+
+    Args:
+        data: The message.
+        dim: Genes per individual.
+    """
     # one tolist() and conversions of Python floats: a third cheaper than indexing numpy
     header = data[:HEADER].tolist()
     worker, generation, island, loss, status, t_start, duration, version, current, n_curve = header
@@ -63,17 +74,38 @@ def decode_row(data: np.ndarray, dim: int) -> tuple[Row, np.ndarray]:
 
 
 def encode_rows(rows: list[Row]) -> np.ndarray:
+    """Several individuals (without curves) as one message.
+
+    Args:
+        rows: The individuals.
+    """
     return np.concatenate([encode_row(row) for row in rows])
 
 
 def decode_rows(data: np.ndarray, dim: int) -> list[Row]:
+    """The individuals of a message of ``encode_rows``.
+
+    Args:
+        data: The message.
+        dim: Genes per individual.
+    """
     width = HEADER + dim
     return [decode_row(chunk, dim)[0] for chunk in data.reshape(-1, width)]
 
 
 def encode_keys(keys: list[tuple[int, int, int]]) -> np.ndarray:
+    """``(worker, generation, version)`` triples as one message.
+
+    Args:
+        keys: The triples.
+    """
     return np.asarray(keys, dtype=np.float64).reshape(-1)
 
 
 def decode_keys(data: np.ndarray) -> list[tuple[int, int, int]]:
+    """The triples of a message of ``encode_keys``.
+
+    Args:
+        data: The message.
+    """
     return [(int(w), int(g), int(v)) for w, g, v in data.reshape(-1, 3)]

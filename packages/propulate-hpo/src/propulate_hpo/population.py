@@ -28,26 +28,46 @@ _FLOAT_COLUMNS = ("loss", "t_start", "duration")
 
 @dataclass
 class Row:
-    """One individual as it travels between ranks (genes plus bookkeeping)."""
+    """One individual as it travels between ranks (genes plus bookkeeping).
+
+    Attributes:
+        worker: The worker that bred it.
+        generation: That worker's counter.
+        island: Its birth island.
+        loss: Its loss.
+        status: ``OK``, ``FAILED`` or ``CANCELLED``.
+        t_start: When its evaluation began (``time.time()``).
+        duration: How long the evaluation took in seconds.
+        version: Its number of migrations so far.
+        current: Island-local index of the worker responsible for it (migration).
+        genes: Its genes.
+    """
 
     worker: int
     generation: int
-    island: int  # birth island
+    island: int
     loss: float
     status: int
     t_start: float
     duration: float
-    version: int  # number of migrations so far
-    current: int  # island-local index of the worker responsible for it (migration)
+    version: int
+    current: int
     genes: np.ndarray
 
     @property
     def key(self) -> tuple[int, int]:
+        """Its identity, ``(worker, generation)``."""
         return (self.worker, self.generation)
 
 
 class Population:
-    """Columnar store of every individual this rank has seen on its island."""
+    """Columnar store of every individual this rank has seen on its island.
+
+    Args:
+        space: The search space.
+        owner: Global index of the worker holding this copy.
+        capacity: Rows to allocate at first (the columns double when full).
+    """
 
     def __init__(self, space: SearchSpace, owner: int = 0, capacity: int = 256) -> None:
         self.space = space
@@ -83,7 +103,15 @@ class Population:
             setattr(self, name, np.resize(getattr(self, name), capacity))
 
     def add(self, row: Row, active: bool = True) -> int:
-        """Append ``row``; failed individuals are kept but never bred from."""
+        """Append ``row``; failed individuals are kept but never bred from.
+
+        Args:
+            row: The individual.
+            active: Whether it may be bred from (unless its deactivation arrived first).
+
+        Returns:
+            Its row index.
+        """
         if self.n == len(self.loss):
             self._grow()
         i = self.n
@@ -117,7 +145,15 @@ class Population:
                 self._elite_rows = None
 
     def deactivate(self, key: tuple[int, int], version: int) -> bool:
-        """Deactivate the visit ``version`` of ``key``; remembered if it has not arrived yet."""
+        """Deactivate the visit ``version`` of ``key``; remembered if it has not arrived yet.
+
+        Args:
+            key: The individual, ``(worker, generation)``.
+            version: Its visit to this island (its number of migrations).
+
+        Returns:
+            Whether an active row was deactivated now.
+        """
         i = self.rows_by_key.get(key)
         if i is None or self.version[i] < version:
             self._pending[key] = version
@@ -136,7 +172,14 @@ class Population:
             self._elite_valid = False
 
     def immigrate(self, row: Row) -> bool:
-        """Take in a migrant; an individual coming back to an island is reactivated."""
+        """Take in a migrant; an individual coming back to an island is reactivated.
+
+        Args:
+            row: The migrant.
+
+        Returns:
+            Whether it is new here (not a copy of a visit already known).
+        """
         i = self.rows_by_key.get(row.key)
         if i is None:
             self.add(row)
@@ -156,12 +199,17 @@ class Population:
 
     # -- queries ------------------------------------------------------------------------
     def active_rows(self) -> np.ndarray:
+        """Row indices of the active individuals."""
         if self._active_array is None:
             self._active_array = np.fromiter(self._active_rows, np.int64, len(self._active_rows))
         return self._active_array
 
     def best(self, k: int) -> np.ndarray:
-        """Rows of the ``k`` best active individuals, best first (kept incrementally)."""
+        """Rows of the ``k`` best active individuals, best first (kept incrementally).
+
+        Args:
+            k: How many.
+        """
         if k > self._elite_cap or not self._elite_valid:
             self._elite_cap = max(k, self._elite_cap)
             rows = self.active_rows()
@@ -178,11 +226,22 @@ class Population:
         return self._elite_rows[:k]
 
     def worst(self, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows of the ``k`` worst individuals among ``rows``, worst first.
+
+        Args:
+            k: How many.
+            rows: Where to look (default: the active rows).
+        """
         rows = self.active_rows() if rows is None else rows
         order = np.argsort(-self.loss[rows], kind="stable")[:k]
         return rows[order]
 
     def row(self, i: int) -> Row:
+        """The individual in a row, as a ``Row`` that can travel.
+
+        Args:
+            i: The row index.
+        """
         return Row(
             int(self.worker[i]),
             int(self.generation[i]),
@@ -197,6 +256,11 @@ class Population:
         )
 
     def is_duplicate(self, genes: np.ndarray) -> bool:
+        """Whether an individual with exactly these genes is known here.
+
+        Args:
+            genes: A repaired gene vector.
+        """
         return genes.tobytes() in self.seen
 
     def everything(self) -> Pool:
@@ -210,6 +274,12 @@ class Pool:
     The first pool of a breed is *everything* the rank knows (``rows=None``: selection
     propagators then use the population's incremental indexes); selections give pools of rows;
     crossover and mutation give pools of new gene vectors (``rows`` is ``None``, ``fresh``).
+
+    Args:
+        population: The population the individuals come from.
+        rows: Their rows in it (``None`` with ``genes``, or for everything active).
+        genes: New gene vectors instead of rows.
+        losses: Their losses (default: infinite for new ones).
     """
 
     __slots__ = ("_genes", "_losses", "fresh", "population", "rows")
@@ -229,6 +299,7 @@ class Pool:
 
     @property
     def is_everything(self) -> bool:
+        """Whether this pool is every active individual (selections use the indexes)."""
         return self.rows is None and not self.fresh
 
     def _rows(self) -> np.ndarray:
@@ -236,12 +307,14 @@ class Pool:
 
     @property
     def genes(self) -> np.ndarray:
+        """The individuals' genes, one row each."""
         if self._genes is None:
             self._genes = self.population.genes[self._rows()]
         return self._genes
 
     @property
     def losses(self) -> np.ndarray:
+        """The individuals' losses."""
         if self._losses is None:
             if self.fresh:
                 self._losses = np.full(len(self._genes), np.inf)
@@ -251,6 +324,7 @@ class Pool:
 
     @property
     def space(self) -> SearchSpace:
+        """The search space."""
         return self.population.space
 
     def __len__(self) -> int:
@@ -259,11 +333,19 @@ class Pool:
         return self.population.n_active if self.rows is None else len(self.rows)
 
     def select(self, positions: np.ndarray) -> Pool:
-        """Sub-pool of the given positions (of this pool)."""
+        """Sub-pool of the given positions (of this pool).
+
+        Args:
+            positions: Indices into this pool.
+        """
         if self.fresh:
             return Pool(self.population, genes=self.genes[positions], losses=self.losses[positions])
         return Pool(self.population, rows=self._rows()[positions])
 
     def offspring(self, genes: np.ndarray) -> Pool:
-        """A pool of new individuals bred from this one."""
+        """A pool of new individuals bred from this one.
+
+        Args:
+            genes: Their gene vectors (one, or one row each).
+        """
         return Pool(self.population, genes=np.atleast_2d(genes))

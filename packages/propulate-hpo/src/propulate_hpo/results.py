@@ -1,7 +1,8 @@
 """Results of a run: best candidates, the full history as a DataFrame/CSV, progress plots.
 
 Evaluations are kept as columns (numpy arrays), so gathering a run of many thousands of
-candidates to rank 0 and sharing the result with every rank costs milliseconds.
+candidates to rank 0 and sharing the result with every rank costs milliseconds. A ``Result``
+also gives the figures of a run record (``metrics``, ``headline``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from propulate_hpo.checkpoint import Evaluation
+    from shared_hpc.records import Headline
 
 _INTS = ("worker", "generation", "island", "status", "steps")
 _FLOATS = ("loss", "t_start", "duration")
@@ -28,25 +30,45 @@ _FLOATS = ("loss", "t_start", "duration")
 
 @dataclass
 class Table:
-    """One row per evaluated candidate."""
+    """One row per evaluated candidate, as columns.
+
+    Attributes:
+        worker: The worker that bred it.
+        generation: That worker's counter.
+        island: Its birth island.
+        status: ``OK``, ``FAILED`` or ``CANCELLED``.
+        steps: Intermediate losses of a generator loss (0 for plain losses).
+        loss: Its loss; NaN for failed candidates.
+        t_start: When its evaluation began (``time.time()``).
+        duration: How long it took in seconds.
+        genes: Its genes, one row per candidate.
+        errors: Row -> error message of failed candidates.
+        metrics: Name -> values of the extra metrics (NaN where a candidate has none).
+    """
 
     worker: np.ndarray
     generation: np.ndarray
     island: np.ndarray
     status: np.ndarray
     steps: np.ndarray
-    loss: np.ndarray  # NaN for failed candidates
+    loss: np.ndarray
     t_start: np.ndarray
     duration: np.ndarray
     genes: np.ndarray
-    errors: dict[int, str] = field(default_factory=dict)  # row -> error message
-    metrics: dict[str, np.ndarray] = field(default_factory=dict)  # name -> values (NaN: none)
+    errors: dict[int, str] = field(default_factory=dict)
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.loss)
 
     @classmethod
     def from_evaluations(cls, evaluations: Sequence[Evaluation], dim: int) -> Table:
+        """The table of finished evaluations.
+
+        Args:
+            evaluations: The evaluations.
+            dim: Parameters of the search space.
+        """
         n = len(evaluations)
         columns: dict[str, Any] = {
             "worker": np.fromiter((e.worker for e in evaluations), np.int64, n),
@@ -69,6 +91,12 @@ class Table:
 
     @classmethod
     def concat(cls, tables: Sequence[Table], dim: int) -> Table:
+        """The rows of ``tables`` one after the other.
+
+        Args:
+            tables: The tables.
+            dim: Parameters of the search space.
+        """
         columns = {
             name: np.concatenate([getattr(t, name) for t in tables] or [np.zeros(0)])
             for name in _INTS + _FLOATS
@@ -88,7 +116,20 @@ class Table:
 
 @dataclass
 class Result:
-    """Every evaluation of a run (including those of resumed earlier runs)."""
+    """Every evaluation of a run (including those of resumed earlier runs).
+
+    Attributes:
+        space: The search space.
+        table: One row per evaluation.
+        members: Per island: ``(island, workers, generations, active, versions)`` of every
+            individual its first worker knew at the end.
+        stats: Per worker: ``(island, emigrants, immigrants, replaced)``.
+        wall_time_s: Wall time of the search (the slowest worker's).
+        t_begin: When the run began (``time.time()``).
+        n_workers: Workers of the run.
+        n_islands: Islands of the run.
+        ranks_per_worker: Ranks of each worker.
+    """
 
     space: SearchSpace
     table: Table
@@ -110,6 +151,7 @@ class Result:
 
     @property
     def n_evaluations(self) -> int:
+        """Number of evaluations."""
         return len(self.table)
 
     def counts(self) -> dict[str, int]:
@@ -128,6 +170,12 @@ class Result:
 
         An early-stopped candidate's loss is an intermediate one, not comparable with final
         losses, so it only ranks after every candidate that ran to the end. Failed ones never.
+
+        Args:
+            n: How many.
+
+        Returns:
+            Per candidate: loss, params, worker, generation, island and status.
         """
         t = self.table
         rows = [i for i in self._order()[:n] if not np.isnan(t.loss[i])]
@@ -145,11 +193,13 @@ class Result:
 
     @property
     def best_loss(self) -> float:
+        """The loss of the best candidate (NaN if none finished)."""
         best = self.best(1)
         return best[0]["loss"] if best else math.nan
 
     @property
     def best_params(self) -> dict[str, Any] | None:
+        """The parameters of the best candidate (``None`` if none finished)."""
         best = self.best(1)
         return best[0]["params"] if best else None
 
@@ -225,8 +275,39 @@ class Result:
             drop=True
         )
 
+    def metrics(self) -> dict[str, Any]:
+        """The figures of a run record: best loss and parameters, evaluations by status,
+        wall time, with several islands the migration counts, and where the loss reports
+        metrics of its own (energy, accuracy) those of every candidate."""
+        best = self.best(1)
+        metrics: dict[str, Any] = {
+            "best_loss": self.best_loss,
+            "evaluations": self.n_evaluations,
+            "optimizer_wall_time_s": self.wall_time_s,
+            **self.counts(),
+            "best_params": best[0]["params"] if best else None,
+        }
+        if self.n_islands > 1:
+            metrics["migration"] = {str(k): v for k, v in self.migration_stats().items()}
+        if self.table.metrics:
+            history = self.history
+            own = list(history.columns[-len(self.table.metrics) :])  # built last in the history
+            columns = ["worker", "generation", "loss", "status", *own]
+            metrics["candidates"] = history[columns].to_dict("records")
+        return metrics
+
+    def headline(self) -> Headline:
+        """The run's one figure: the best loss (the paper reports speed-ups, not losses)."""
+        from shared_hpc.records import Headline
+
+        return Headline("best loss", self.best_loss, higher_is_better=False)
+
     def to_csv(self, path: str | Path) -> Path:
-        """Write the history as CSV (atomically)."""
+        """Write the history as CSV (atomically).
+
+        Args:
+            path: The CSV file.
+        """
         from shared_hpc import write_text_atomic
 
         path = Path(path)
@@ -234,6 +315,7 @@ class Result:
         return path
 
     def summary(self) -> str:
+        """A few lines: evaluations by status, the three best candidates, migration counts."""
         counts = self.counts()
         lines = [
             f"{self.n_evaluations} evaluations ({counts['ok']} ok, {counts['failed']} failed, "
@@ -257,7 +339,11 @@ class Result:
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:
-        """Best loss so far over evaluations and over time, overall and per island (PNG)."""
+        """Best loss so far over evaluations and over time, overall and per island (PNG).
+
+        Args:
+            path: The PNG file.
+        """
         from matplotlib.figure import Figure
 
         path = Path(path)

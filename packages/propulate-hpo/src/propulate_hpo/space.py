@@ -3,7 +3,7 @@
 Every candidate is a float64 vector ("genes") in *internal* coordinates: a float parameter is
 its value (its natural log for ``log=True``), an int parameter its integer value (or the log of
 it), a categorical parameter the index of its choice. Propagators work on these vectors and
-:meth:`SearchSpace.repair` snaps them back into the space (clip, round), so that two candidates
+``SearchSpace.repair`` snaps them back into the space (clip, round), so that two candidates
 that decode to the same parameters have byte-identical genes — which is how duplicate children
 are recognised.
 """
@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from shared_hpc.errors import UserError
+
 FLOAT, INT, CATEGORICAL = 0, 1, 2
 _KIND_NAMES = {FLOAT: "float", INT: "int", CATEGORICAL: "categorical"}
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError):
     """A search space that cannot be searched; raised before any rank starts work."""
 
 
@@ -46,7 +48,13 @@ def _check_range(name: str, low: float, high: float, log: bool) -> None:
 
 @dataclass(frozen=True)
 class Float:
-    """A real parameter in [low, high], sampled uniformly or log-uniformly (``log=True``)."""
+    """A real parameter in [low, high], sampled uniformly or log-uniformly (``log=True``).
+
+    Attributes:
+        low: The lower bound.
+        high: The upper bound.
+        log: Sample on a log scale (bounds > 0).
+    """
 
     low: float
     high: float
@@ -55,7 +63,13 @@ class Float:
 
 @dataclass(frozen=True)
 class Int:
-    """An integer parameter in [low, high] (both included), optionally on a log scale."""
+    """An integer parameter in [low, high] (both included), optionally on a log scale.
+
+    Attributes:
+        low: The lowest value.
+        high: The highest value.
+        log: Sample on a log scale (bounds > 0).
+    """
 
     low: int
     high: int
@@ -64,7 +78,11 @@ class Int:
 
 @dataclass(frozen=True)
 class Categorical:
-    """One of a fixed set of choices (strings, numbers or booleans)."""
+    """One of a fixed set of choices (strings, numbers or booleans).
+
+    Args:
+        choices: The values.
+    """
 
     choices: tuple[Any, ...]
 
@@ -81,6 +99,13 @@ def parameter(name: str, spec: Any) -> Parameter:
     Accepted: a ``Float``/``Int``/``Categorical``; ``(low, high)`` of two numbers (ints give an
     ``Int``, any float a ``Float``); a sequence of strings (categorical); or a mapping
     ``{"type": "float"|"int"|"categorical", "low", "high", "log", "choices"}`` as written in TOML.
+
+    Args:
+        name: The parameter's name.
+        spec: Its spec, in any of the forms above.
+
+    Raises:
+        SearchSpaceError: A spec that is unreadable, empty or inconsistent.
     """
     if not isinstance(name, str) or not name:
         raise SearchSpaceError(f"parameter names must be non-empty strings, got {name!r}")
@@ -168,7 +193,14 @@ def _from_mapping(name: str, spec: Mapping[str, Any]) -> Parameter:
 
 
 class SearchSpace:
-    """An ordered set of named parameters with vectorised encode/decode/repair/sample."""
+    """An ordered set of named parameters with vectorised encode/decode/repair/sample.
+
+    Args:
+        parameters: Parameter names and their specs (see ``parameter``), or a search space.
+
+    Raises:
+        SearchSpaceError: No parameters, or a spec that cannot be searched.
+    """
 
     def __init__(self, parameters: Mapping[str, Any]) -> None:
         if isinstance(parameters, SearchSpace):
@@ -226,14 +258,20 @@ class SearchSpace:
 
     @property
     def dim(self) -> int:
+        """Number of parameters."""
         return len(self.names)
 
     @property
     def has_categorical(self) -> bool:
+        """Whether a parameter is categorical."""
         return len(self.categorical_index) > 0
 
     def repair(self, genes: np.ndarray) -> np.ndarray:
-        """Clip into bounds and round integers/categoricals, in place; returns ``genes``."""
+        """Clip into bounds and round integers/categoricals, in place; returns ``genes``.
+
+        Args:
+            genes: One gene vector or one per row, in internal coordinates.
+        """
         np.minimum(np.maximum(genes, self.lower, out=genes), self.upper, out=genes)
         if self._any_round:
             mask = self._round
@@ -246,7 +284,12 @@ class SearchSpace:
         return genes
 
     def sample(self, rng: np.random.Generator, n: int | None = None) -> np.ndarray:
-        """Uniform samples in internal coordinates (log-uniform for log parameters)."""
+        """Uniform samples in internal coordinates (log-uniform for log parameters).
+
+        Args:
+            rng: The random generator.
+            n: Number of samples, one per row; ``None`` for one gene vector.
+        """
         shape = (self.dim,) if n is None else (n, self.dim)
         genes = self.lower + rng.random(shape) * self.width
         if self._any_even:  # integers and categories: every value equally likely, bounds included
@@ -259,7 +302,12 @@ class SearchSpace:
         return self.repair(genes)
 
     def sample_gene(self, rng: np.random.Generator, i: int) -> float:
-        """One uniform value of parameter ``i`` (internal coordinates, not yet repaired)."""
+        """One uniform value of parameter ``i`` (internal coordinates, not yet repaired).
+
+        Args:
+            rng: The random generator.
+            i: Index of the parameter.
+        """
         if self._even[i]:
             return float(
                 min(self.lower[i] + int(rng.random() * (self.width[i] + 1)), self.upper[i])
@@ -267,7 +315,11 @@ class SearchSpace:
         return float(self.lower[i] + rng.random() * self.width[i])
 
     def decode(self, genes: np.ndarray) -> dict[str, Any]:
-        """The parameter values of one gene vector, as plain Python objects."""
+        """The parameter values of one gene vector, as plain Python objects.
+
+        Args:
+            genes: The gene vector.
+        """
         values = np.array(genes, dtype=float)
         if self._any_float_log or self._any_log_int:
             log = self.is_log
@@ -282,7 +334,11 @@ class SearchSpace:
         return out
 
     def decode_columns(self, genes: np.ndarray) -> dict[str, np.ndarray]:
-        """Parameter values of many gene vectors (rows), one array per parameter."""
+        """Parameter values of many gene vectors (rows), one array per parameter.
+
+        Args:
+            genes: The gene vectors, one per row.
+        """
         values = np.array(genes, dtype=float).reshape(-1, self.dim)
         log = self.is_log
         if log.any():
@@ -300,7 +356,14 @@ class SearchSpace:
         return out
 
     def encode(self, values: Mapping[str, Any]) -> np.ndarray:
-        """Gene vector of a parameter dict (e.g. a known good configuration)."""
+        """Gene vector of a parameter dict (e.g. a known good configuration).
+
+        Args:
+            values: A value for every parameter.
+
+        Raises:
+            SearchSpaceError: Missing or extra names, or a value not among the choices.
+        """
         missing = set(self.names) - set(values)
         extra = set(values) - set(self.names)
         if missing or extra:
@@ -319,14 +382,24 @@ class SearchSpace:
         return self.repair(genes)
 
     def to_unit(self, genes: np.ndarray) -> np.ndarray:
-        """Internal coordinates -> [0, 1] per dimension (for scale-free propagators)."""
+        """Internal coordinates -> [0, 1] per dimension (for scale-free propagators).
+
+        Args:
+            genes: Gene vectors in internal coordinates.
+        """
         return (genes - self.lower) / self.width_or_one
 
     def from_unit(self, unit: np.ndarray) -> np.ndarray:
+        """[0, 1] per dimension -> internal coordinates (the inverse of ``to_unit``).
+
+        Args:
+            unit: Gene vectors in unit coordinates.
+        """
         return self.lower + unit * self.width_or_one
 
     @property
     def width_or_one(self) -> np.ndarray:
+        """Each parameter's range in internal coordinates (1 where it is empty)."""
         return np.where(self.width > 0, self.width, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
@@ -346,7 +419,14 @@ class SearchSpace:
 
     @classmethod
     def from_toml(cls, path: str | Any) -> SearchSpace:
-        """Read ``[space]`` (or top-level) parameter specs from a TOML file."""
+        """Read ``[space]`` (or top-level) parameter specs from a TOML file.
+
+        Args:
+            path: The TOML file.
+
+        Raises:
+            SearchSpaceError: A missing or invalid file, or a spec that cannot be searched.
+        """
         import importlib
         import sys
         from pathlib import Path

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from shared_hpc.errors import UserError
+
 
 class Surrogate:
     """Interface: decide after each intermediate loss whether to stop a candidate."""
@@ -20,11 +22,20 @@ class Surrogate:
         """A new candidate starts."""
 
     def cancel(self, step: int, loss: float) -> bool:
-        """``loss`` is the candidate's ``step``-th intermediate loss; True stops it."""
+        """Whether to stop the candidate now.
+
+        Args:
+            step: Index of the intermediate loss (0 for the first).
+            loss: The candidate's intermediate loss at ``step``.
+        """
         raise NotImplementedError
 
     def add_curve(self, curve: np.ndarray) -> None:
-        """A candidate (own or a peer's) finished or was cancelled with this curve."""
+        """A candidate (own or a peer's) finished or was cancelled with this curve.
+
+        Args:
+            curve: Its intermediate losses, step by step.
+        """
         raise NotImplementedError
 
 
@@ -35,13 +46,18 @@ class BestAtStep(Surrogate):
     only ever improves (upstream's static surrogate could replace it with a worse run). A
     candidate is cancelled when ``loss > best_k + margin * |best_k|`` from step ``min_step``
     on, once ``min_curves`` curves are known.
+
+    Args:
+        margin: How much worse than the best at the same step a loss may be, as a fraction.
+        min_step: The first step at which a candidate can be cancelled.
+        min_curves: Curves needed before any candidate is cancelled.
     """
 
     def __init__(self, margin: float = 0.25, min_step: int = 1, min_curves: int = 1) -> None:
-        if margin < 0:
-            raise ValueError(f"BestAtStep: margin must be >= 0, got {margin}")
+        if not margin >= 0:
+            raise UserError(f"early-stopping margin must be >= 0, got {margin}")
         if min_step < 0 or min_curves < 1:
-            raise ValueError("BestAtStep: need min_step >= 0 and min_curves >= 1")
+            raise UserError("BestAtStep: need min_step >= 0 and min_curves >= 1")
         self.margin = margin
         self.min_step = min_step
         self.min_curves = min_curves

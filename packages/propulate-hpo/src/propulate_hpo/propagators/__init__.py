@@ -25,6 +25,7 @@ from propulate_hpo.propagators.ga import (
     default_chain,
     default_propagator,
 )
+from propulate_hpo.propagators.named import PROPAGATORS, PropagatorName, make_propagator
 from propulate_hpo.propagators.nelder_mead import ParallelNelderMead
 from propulate_hpo.propagators.pso import (
     BasicPSO,
@@ -35,6 +36,7 @@ from propulate_hpo.propagators.pso import (
 
 __all__ = [
     "CMAES",
+    "PROPAGATORS",
     "ActiveCMA",
     "BasicCMA",
     "BasicPSO",
@@ -53,6 +55,7 @@ __all__ = [
     "ParallelNelderMead",
     "PointMutation",
     "Propagator",
+    "PropagatorName",
     "RandomPointMutation",
     "SelectBest",
     "SelectTournament",
@@ -62,4 +65,5 @@ __all__ = [
     "VelocityClampingPSO",
     "default_chain",
     "default_propagator",
+    "make_propagator",
 ]

@@ -1,11 +1,11 @@
 """Propagators: composable steps that turn the known population into one new candidate.
 
-A propagator maps a :class:`~propulate_hpo.population.Pool` to a smaller or new pool.
+A propagator maps a ``Pool`` to a smaller or new pool.
 ``parents`` is how many individuals it consumes (-1: any number), ``offspring`` how many it
-returns. Chains are built with :class:`Compose`, switched on population size with
-:class:`Conditional`, applied with a probability with :class:`Stochastic` (or the
+returns. Chains are built with ``Compose``, switched on population size with
+``Conditional``, applied with a probability with ``Stochastic`` (or the
 ``probability`` argument every operator takes) and drawn from alternatives with
-:class:`Mixture`. Randomness comes from the generator the optimiser passes in, one per worker,
+``Mixture``. Randomness comes from the generator the optimiser passes in, one per worker,
 so identical propagator objects on every rank still breed different children.
 """
 
@@ -18,16 +18,29 @@ import numpy as np
 
 from propulate_hpo.population import Pool
 from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
 
 
 def distinct_pair(u: float, v: float, n: int) -> tuple[int, int]:
-    """Two distinct indices in [0, n), uniformly, from two uniform numbers in [0, 1)."""
+    """Two distinct indices in [0, n), uniformly, from two uniform numbers in [0, 1).
+
+    Args:
+        u: The first uniform number.
+        v: The second uniform number.
+        n: The number of indices (at least 2).
+    """
     i, j = int(u * n), int(v * (n - 1))
     return i, j + (j >= i)
 
 
 def pick(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
-    """``k`` distinct indices in [0, n) in random order (~10x faster than ``rng.choice``)."""
+    """``k`` distinct indices in [0, n) in random order (~10x faster than ``rng.choice``).
+
+    Args:
+        rng: The random generator.
+        n: The number of indices to draw from.
+        k: How many to draw (at most ``n``).
+    """
     if k == 1:
         return np.array([int(rng.random() * n)])
     if k == 2:
@@ -42,14 +55,23 @@ def pick(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 
 class Propagator:
-    """Base class; subclasses implement :meth:`apply`."""
+    """Base class; subclasses implement ``apply``.
+
+    Args:
+        probability: Probability of being applied; otherwise the first inputs pass on
+            (``skip``).
+
+    Attributes:
+        parents: Individuals it consumes (-1: any number).
+        offspring: Individuals it returns.
+    """
 
     parents: int = -1
     offspring: int = 1
 
     def __init__(self, probability: float = 1.0) -> None:
         if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"{type(self).__name__}: probability must be in [0, 1]")
+            raise UserError(f"{type(self).__name__}: probability must be in [0, 1]")
         self.probability = probability
 
     def __call__(self, pool: Pool, rng: np.random.Generator) -> Pool:
@@ -60,16 +82,33 @@ class Propagator:
         return self.apply(pool, rng)
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
+        """Breed: the pool of individuals this propagator makes of ``pool``.
+
+        Args:
+            pool: The input individuals.
+            rng: The worker's random generator.
+        """
         raise NotImplementedError
 
     def skip(self, pool: Pool) -> Pool:
-        """What a propagator not applied this time passes on: its first ``offspring`` inputs."""
+        """What a propagator not applied this time passes on: its first ``offspring`` inputs.
+
+        Args:
+            pool: The input individuals.
+        """
         if self.offspring < 0 or len(pool) <= self.offspring:
             return pool
         return pool.select(np.arange(self.offspring))
 
     def check(self, space: SearchSpace) -> None:
-        """Raise a clear error if this propagator cannot work on ``space`` (before the run)."""
+        """Raise a clear error if this propagator cannot work on ``space`` (before the run).
+
+        Args:
+            space: The search space of the run.
+
+        Raises:
+            UserError: It cannot work on ``space``.
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -80,15 +119,19 @@ def _compatible(offspring: int, parents: int) -> bool:
 
 
 class Compose(Propagator):
-    """Apply propagators one after the other (selection, crossover, mutation...)."""
+    """Apply propagators one after the other (selection, crossover, mutation...).
+
+    Args:
+        propagators: The steps, each taking what the previous one gives.
+    """
 
     def __init__(self, propagators: Sequence[Propagator]) -> None:
         super().__init__()
         if len(propagators) == 0:
-            raise ValueError("Compose needs at least one propagator")
+            raise UserError("Compose needs at least one propagator")
         for a, b in pairwise(propagators):
             if not _compatible(a.offspring, b.parents):
-                raise ValueError(
+                raise UserError(
                     f"{a!r} gives {a.offspring} individuals but {b!r} needs {b.parents}"
                 )
         self.propagators = list(propagators)
@@ -109,12 +152,18 @@ class Compose(Propagator):
 
 
 class Conditional(Propagator):
-    """``if_enough`` once at least ``pop_size`` individuals are active, else ``otherwise``."""
+    """``if_enough`` once at least ``pop_size`` individuals are active, else ``otherwise``.
+
+    Args:
+        pop_size: Active individuals needed for ``if_enough``.
+        if_enough: The propagator for a population of at least ``pop_size``.
+        otherwise: The propagator before that (usually ``InitUniform``).
+    """
 
     def __init__(self, pop_size: int, if_enough: Propagator, otherwise: Propagator) -> None:
         super().__init__()
         if pop_size < 1:
-            raise ValueError(f"Conditional: pop_size must be >= 1, got {pop_size}")
+            raise UserError(f"Conditional: pop_size must be >= 1, got {pop_size}")
         self.pop_size = pop_size
         self.if_enough = if_enough
         self.otherwise = otherwise
@@ -132,7 +181,12 @@ class Conditional(Propagator):
 
 
 class Stochastic(Propagator):
-    """Apply ``propagator`` with ``probability``; otherwise pass its first inputs on."""
+    """Apply ``propagator`` with ``probability``; otherwise pass its first inputs on.
+
+    Args:
+        propagator: The propagator to apply.
+        probability: Probability of applying it.
+    """
 
     def __init__(self, propagator: Propagator, probability: float) -> None:
         super().__init__(probability)
@@ -149,18 +203,22 @@ class Stochastic(Propagator):
 
 class Mixture(Propagator):
     """One of several propagators per breed, drawn with the given weights (e.g. a GA for most
-    children, a local model for some)."""
+    children, a local model for some).
+
+    Args:
+        choices: ``(weight, propagator)`` pairs; the weights need not add up to 1.
+    """
 
     def __init__(self, choices: Sequence[tuple[float, Propagator]]) -> None:
         super().__init__()
         if len(choices) == 0:
-            raise ValueError("Mixture needs at least one (weight, propagator) pair")
+            raise UserError("Mixture needs at least one (weight, propagator) pair")
         weights = np.array([weight for weight, _ in choices], dtype=float)
         if not (np.isfinite(weights).all() and (weights > 0).all()):
-            raise ValueError(f"Mixture: weights must be positive, got {weights.tolist()}")
+            raise UserError(f"Mixture: weights must be positive, got {weights.tolist()}")
         self.propagators = [propagator for _, propagator in choices]
         if len({propagator.offspring for propagator in self.propagators}) > 1:
-            raise ValueError(
+            raise UserError(
                 f"Mixture: alternatives give different numbers of offspring: {self.propagators!r}"
             )
         parents = [propagator.parents for propagator in self.propagators]
@@ -188,7 +246,7 @@ class _Select(Propagator):
     def __init__(self, offspring: int) -> None:
         super().__init__()
         if offspring < 1:
-            raise ValueError(f"{type(self).__name__}: offspring must be >= 1, got {offspring}")
+            raise UserError(f"{type(self).__name__}: offspring must be >= 1, got {offspring}")
         self.offspring = offspring
 
     def __call__(self, pool: Pool, rng: np.random.Generator) -> Pool:
@@ -203,7 +261,11 @@ class _Select(Propagator):
 
 
 class SelectBest(_Select):
-    """The ``offspring`` individuals with the lowest loss."""
+    """The ``offspring`` individuals with the lowest loss.
+
+    Args:
+        offspring: How many to select.
+    """
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
         if pool.is_everything:  # incremental index: no sort of the whole population
@@ -213,7 +275,11 @@ class SelectBest(_Select):
 
 
 class SelectWorst(_Select):
-    """The ``offspring`` individuals with the highest loss."""
+    """The ``offspring`` individuals with the highest loss.
+
+    Args:
+        offspring: How many to select.
+    """
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
         order = np.argsort(-pool.losses, kind="stable")[: self.offspring]
@@ -221,19 +287,28 @@ class SelectWorst(_Select):
 
 
 class SelectUniform(_Select):
-    """``offspring`` distinct individuals drawn uniformly."""
+    """``offspring`` distinct individuals drawn uniformly.
+
+    Args:
+        offspring: How many to select.
+    """
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
         return pool.select(pick(rng, len(pool), self.offspring))
 
 
 class SelectTournament(_Select):
-    """``offspring`` winners of tournaments among ``size`` uniformly drawn individuals each."""
+    """``offspring`` winners of tournaments among ``size`` uniformly drawn individuals each.
+
+    Args:
+        offspring: How many to select.
+        size: Entrants per tournament.
+    """
 
     def __init__(self, offspring: int, size: int = 3) -> None:
         super().__init__(offspring)
         if size < 1:
-            raise ValueError(f"SelectTournament: size must be >= 1, got {size}")
+            raise UserError(f"SelectTournament: size must be >= 1, got {size}")
         self.size = size
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
@@ -248,7 +323,11 @@ class SelectTournament(_Select):
 
 
 class InitUniform(Propagator):
-    """A fresh uniformly random individual (log-uniform on log parameters)."""
+    """A fresh uniformly random individual (log-uniform on log parameters).
+
+    Args:
+        probability: Probability of drawing one; otherwise the first input passes on.
+    """
 
     parents = -1
     offspring = 1

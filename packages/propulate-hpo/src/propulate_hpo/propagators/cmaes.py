@@ -26,19 +26,26 @@ import numpy as np
 from propulate_hpo.population import FAILED, Pool
 from propulate_hpo.propagators.base import Propagator
 from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
 
 
 class CMAES(Propagator):
-    """Asynchronous CMA-ES; ``lam`` candidates per generation (default 4 + ⌊3 ln n⌋)."""
+    """Asynchronous CMA-ES; ``lam`` candidates per generation (default 4 + ⌊3 ln n⌋).
+
+    Args:
+        active: Use the active (negative-weight) covariance update.
+        lam: Candidates per generation; ``None``: 4 + ⌊3 ln n⌋ in n dimensions.
+        sigma: Initial step size in unit coordinates (each parameter's range is 1).
+    """
 
     parents, offspring = -1, 1
 
     def __init__(self, active: bool = False, lam: int | None = None, sigma: float = 0.3) -> None:
         super().__init__()
         if lam is not None and lam < 2:
-            raise ValueError(f"CMAES: lam must be >= 2, got {lam}")
+            raise UserError(f"CMAES: lam must be >= 2, got {lam}")
         if not 0 < sigma <= 1:
-            raise ValueError(f"CMAES: sigma (in unit coordinates) must be in (0, 1], got {sigma}")
+            raise UserError(f"CMAES: sigma (in unit coordinates) must be in (0, 1], got {sigma}")
         self.active = active
         self.lam_requested = lam
         self.sigma0 = sigma
@@ -46,7 +53,7 @@ class CMAES(Propagator):
 
     def check(self, space: SearchSpace) -> None:
         if space.has_categorical:
-            raise ValueError("CMAES needs a numeric search space (no categoricals)")
+            raise UserError("CMAES needs a numeric search space (no categoricals)")
 
     def _setup(self, n: int) -> None:
         self.n = n
@@ -154,10 +161,20 @@ class CMAES(Propagator):
 
 
 def BasicCMA(lam: int | None = None, sigma: float = 0.3) -> CMAES:
-    """CMA-ES with positive recombination weights only."""
+    """CMA-ES with positive recombination weights only.
+
+    Args:
+        lam: Candidates per generation (default 4 + ⌊3 ln n⌋).
+        sigma: Initial step size in unit coordinates.
+    """
     return CMAES(active=False, lam=lam, sigma=sigma)
 
 
 def ActiveCMA(lam: int | None = None, sigma: float = 0.3) -> CMAES:
-    """CMA-ES with the active (negative-weight) covariance update."""
+    """CMA-ES with the active (negative-weight) covariance update.
+
+    Args:
+        lam: Candidates per generation (default 4 + ⌊3 ln n⌋).
+        sigma: Initial step size in unit coordinates.
+    """
     return CMAES(active=True, lam=lam, sigma=sigma)

@@ -16,6 +16,7 @@ import numpy as np
 
 from propulate_hpo.population import Pool
 from propulate_hpo.propagators.base import Propagator
+from shared_hpc.errors import UserError
 
 
 class EliteGaussian(Propagator):
@@ -31,6 +32,13 @@ class EliteGaussian(Propagator):
     share genes after crossover). Each categorical gene is that of a random elite member, so
     categories are drawn with their frequency in the elite. With fewer than two individuals
     there is nothing to fit: the child is uniformly random.
+
+    Args:
+        pop_size: Size of the elite.
+        widen: Factor on the elite's standard deviations.
+        jitter: Independent noise per numeric gene, as a share of its widened standard
+            deviation.
+        probability: Probability of being applied.
     """
 
     parents, offspring = -1, 1
@@ -40,11 +48,11 @@ class EliteGaussian(Propagator):
     ) -> None:
         super().__init__(probability)
         if pop_size < 2:
-            raise ValueError(f"EliteGaussian: pop_size must be >= 2, got {pop_size}")
+            raise UserError(f"EliteGaussian: pop_size must be >= 2, got {pop_size}")
         if not (math.isfinite(widen) and widen > 0):
-            raise ValueError(f"EliteGaussian: widen must be > 0, got {widen}")
+            raise UserError(f"EliteGaussian: widen must be > 0, got {widen}")
         if not (math.isfinite(jitter) and jitter >= 0):
-            raise ValueError(f"EliteGaussian: jitter must be >= 0, got {jitter}")
+            raise UserError(f"EliteGaussian: jitter must be >= 0, got {jitter}")
         self.pop_size = pop_size
         self.widen = widen
         self.jitter = jitter

@@ -19,19 +19,23 @@ from propulate_hpo.propagators.base import (
 )
 from propulate_hpo.propagators.elite import EliteGaussian
 from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
 
 
 class CrossoverUniform(Propagator):
-    """One child of two parents; each gene from the first parent with ``parent_share``."""
+    """One child of two parents; each gene from the first parent with ``parent_share``.
+
+    Args:
+        parent_share: Probability that a gene comes from the first parent.
+        probability: Probability of being applied.
+    """
 
     parents, offspring = 2, 1
 
     def __init__(self, parent_share: float = 0.5, probability: float = 1.0) -> None:
         super().__init__(probability)
         if not 0.0 < parent_share < 1.0:
-            raise ValueError(
-                f"CrossoverUniform: parent_share must be in (0, 1), got {parent_share}"
-            )
+            raise UserError(f"CrossoverUniform: parent_share must be in (0, 1), got {parent_share}")
         self.parent_share = parent_share
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
@@ -41,19 +45,24 @@ class CrossoverUniform(Propagator):
 
 
 class CrossoverMultiPoint(Propagator):
-    """k-point crossover: the gene vector is cut at ``points`` places, segments alternate."""
+    """k-point crossover: the gene vector is cut at ``points`` places, segments alternate.
+
+    Args:
+        points: Number of cuts.
+        probability: Probability of being applied.
+    """
 
     parents, offspring = 2, 1
 
     def __init__(self, points: int = 2, probability: float = 1.0) -> None:
         super().__init__(probability)
         if points < 1:
-            raise ValueError(f"CrossoverMultiPoint: points must be >= 1, got {points}")
+            raise UserError(f"CrossoverMultiPoint: points must be >= 1, got {points}")
         self.points = points
 
     def check(self, space: SearchSpace) -> None:
         if self.points >= space.dim:
-            raise ValueError(
+            raise UserError(
                 f"CrossoverMultiPoint: {self.points} cut points need more than "
                 f"{self.points} parameters, the space has {space.dim}"
             )
@@ -72,6 +81,10 @@ class CrossoverBlend(Propagator):
     """BLX-α: numeric genes uniform in the parents' interval widened by ``alpha`` each side.
 
     Categorical genes are inherited from either parent with equal probability.
+
+    Args:
+        alpha: How far the interval is widened, as a share of its width, on each side.
+        probability: Probability of being applied.
     """
 
     parents, offspring = 2, 1
@@ -79,7 +92,7 @@ class CrossoverBlend(Propagator):
     def __init__(self, alpha: float = 0.5, probability: float = 1.0) -> None:
         super().__init__(probability)
         if alpha < 0:
-            raise ValueError(f"CrossoverBlend: alpha must be >= 0, got {alpha}")
+            raise UserError(f"CrossoverBlend: alpha must be >= 0, got {alpha}")
         self.alpha = alpha
 
     def apply(self, pool: Pool, rng: np.random.Generator) -> Pool:
@@ -95,19 +108,24 @@ class CrossoverBlend(Propagator):
 
 
 class PointMutation(Propagator):
-    """Redraw ``points`` randomly chosen genes uniformly from their ranges."""
+    """Redraw ``points`` randomly chosen genes uniformly from their ranges.
+
+    Args:
+        points: Genes to redraw.
+        probability: Probability of being applied.
+    """
 
     parents, offspring = 1, 1
 
     def __init__(self, points: int = 1, probability: float = 1.0) -> None:
         super().__init__(probability)
         if points < 1:
-            raise ValueError(f"PointMutation: points must be >= 1, got {points}")
+            raise UserError(f"PointMutation: points must be >= 1, got {points}")
         self.points = points
 
     def check(self, space: SearchSpace) -> None:
         if self.points > space.dim:
-            raise ValueError(f"PointMutation: {self.points} points but only {space.dim} parameters")
+            raise UserError(f"PointMutation: {self.points} points but only {space.dim} parameters")
 
     def _mutate(self, pool: Pool, rng: np.random.Generator, points: int) -> Pool:
         genes = pool.genes.copy()
@@ -122,12 +140,18 @@ class PointMutation(Propagator):
 
 
 class RandomPointMutation(PointMutation):
-    """Like :class:`PointMutation`, with a number of points drawn from [min_points, max_points]."""
+    """Like ``PointMutation``, with a number of points drawn from [min_points, max_points].
+
+    Args:
+        min_points: The fewest genes to redraw.
+        max_points: The most genes to redraw.
+        probability: Probability of being applied.
+    """
 
     def __init__(self, min_points: int = 1, max_points: int = 1, probability: float = 1.0) -> None:
         super().__init__(max_points, probability)
         if not 1 <= min_points <= max_points:
-            raise ValueError(
+            raise UserError(
                 f"RandomPointMutation: need 1 <= min_points <= max_points, got "
                 f"{min_points}, {max_points}"
             )
@@ -138,22 +162,28 @@ class RandomPointMutation(PointMutation):
 
 
 class IntervalMutationNormal(Propagator):
-    """Gaussian step on ``points`` numeric genes, σ = ``sigma`` × the parameter's range."""
+    """Gaussian step on ``points`` numeric genes, σ = ``sigma`` × the parameter's range.
+
+    Args:
+        sigma: Standard deviation, as a share of the parameter's range.
+        points: Genes to move.
+        probability: Probability of being applied.
+    """
 
     parents, offspring = 1, 1
 
     def __init__(self, sigma: float = 0.05, points: int = 1, probability: float = 1.0) -> None:
         super().__init__(probability)
         if sigma <= 0:
-            raise ValueError(f"IntervalMutationNormal: sigma must be > 0, got {sigma}")
+            raise UserError(f"IntervalMutationNormal: sigma must be > 0, got {sigma}")
         if points < 1:
-            raise ValueError(f"IntervalMutationNormal: points must be >= 1, got {points}")
+            raise UserError(f"IntervalMutationNormal: points must be >= 1, got {points}")
         self.sigma = sigma
         self.points = points
 
     def check(self, space: SearchSpace) -> None:
         if self.points > int(space.numeric.sum()):
-            raise ValueError(
+            raise UserError(
                 f"IntervalMutationNormal: {self.points} points but the space has "
                 f"{int(space.numeric.sum())} numeric parameters"
             )
@@ -170,12 +200,20 @@ class IntervalMutationNormal(Propagator):
 
 class DefaultGenetic(Propagator):
     """Propulate's default breeding step in one propagator (the chain of
-    :func:`default_chain`, drawn in one go: ~4x less Python overhead per breed).
+    ``default_chain``, drawn in one go: ~4x less Python overhead per breed).
 
     Two parents uniformly from the ``pop_size`` best, uniform crossover (a gene from the first
     parent with ``crossover_share``), point mutation with ``mutation_probability``, one
     Gaussian interval mutation (σ = ``sigma`` × range), and with ``random_init_probability``
     a fresh random individual instead.
+
+    Args:
+        pop_size: The parents are drawn from this many best individuals.
+        crossover_share: Probability that a gene comes from the first parent.
+        mutation_probability: Probability of a point mutation.
+        random_init_probability: Probability of a fresh random individual instead.
+        sigma: Standard deviation of the Gaussian interval mutation, as a share of the
+            parameter's range.
     """
 
     parents, offspring = -1, 1
@@ -190,15 +228,15 @@ class DefaultGenetic(Propagator):
     ) -> None:
         super().__init__()
         if pop_size < 2:
-            raise ValueError(f"pop_size must be >= 2, got {pop_size}")
+            raise UserError(f"pop_size must be >= 2, got {pop_size}")
         for name, value in (
             ("mutation_probability", mutation_probability),
             ("random_init_probability", random_init_probability),
         ):
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
+                raise UserError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 < crossover_share < 1.0 or sigma <= 0:
-            raise ValueError("need 0 < crossover_share < 1 and sigma > 0")
+            raise UserError("need 0 < crossover_share < 1 and sigma > 0")
         self.pop_size = pop_size
         self.crossover_share = crossover_share
         self.mutation_probability = mutation_probability
@@ -241,6 +279,19 @@ def default_chain(
     probability ``crossover_share``), point mutation with ``mutation_probability``, a Gaussian
     interval mutation (σ = ``sigma`` × range), and with ``random_init_probability`` a fresh
     random individual instead.
+
+    Args:
+        pop_size: Random individuals until this many are active; then the parents are drawn
+            from this many best.
+        space: The search space (the interval mutation needs a numeric parameter).
+        crossover_share: Probability that a gene comes from the first parent.
+        mutation_probability: Probability of a point mutation.
+        random_init_probability: Probability of a fresh random individual instead.
+        sigma: Standard deviation of the Gaussian interval mutation, as a share of the
+            parameter's range.
+
+    Returns:
+        The chain of propagators.
     """
     steps: list[Propagator] = [
         SelectBest(pop_size),
@@ -263,9 +314,9 @@ def default_propagator(
     sigma: float = 0.05,
     elite_probability: float = 0.15,
 ) -> Propagator:
-    """The default breeding: Propulate's GA (:func:`default_chain`, fused into one
-    :class:`DefaultGenetic` step) for most children and, with ``elite_probability``, a child of
-    :class:`~propulate_hpo.propagators.elite.EliteGaussian` instead.
+    """The default breeding: Propulate's GA (``default_chain``, fused into one
+    ``DefaultGenetic`` step) for most children and, with ``elite_probability``, a child of
+    ``EliteGaussian`` instead.
 
     The GA alone (``elite_probability=0``, the paper's breeding) explores well but converges
     slowly on smooth landscapes; with 15 % elite samples the best loss on smooth benchmark
@@ -273,9 +324,23 @@ def default_propagator(
     hundred evaluations per worker (schwefel can be worse) and is lower after a thousand
     (BENCHMARKS.md runs both). A quarter ends higher on schwefel and rastrigin
     (ELITE_SHARE.md, written by ``benchmarks/elite_share.py``).
+
+    Args:
+        pop_size: Random individuals until this many are active; then the parents (and the
+            elite) are drawn from this many best.
+        space: The search space.
+        crossover_share: Probability that a gene comes from the first parent.
+        mutation_probability: Probability of a point mutation.
+        random_init_probability: Probability of a fresh random individual instead.
+        sigma: Standard deviation of the Gaussian interval mutation, as a share of the
+            parameter's range.
+        elite_probability: Probability of an ``EliteGaussian`` child instead of the GA's.
+
+    Returns:
+        The default breeding.
     """
     if not 0.0 <= elite_probability <= 1.0:
-        raise ValueError(f"elite_probability must be in [0, 1], got {elite_probability}")
+        raise UserError(f"elite_probability must be in [0, 1], got {elite_probability}")
     step: Propagator = DefaultGenetic(
         pop_size, crossover_share, mutation_probability, random_init_probability, sigma
     )

@@ -22,6 +22,7 @@ import numpy as np
 from propulate_hpo.population import Pool, Population
 from propulate_hpo.propagators.base import Propagator
 from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
 
 
 @dataclass
@@ -39,7 +40,16 @@ class _Proposal:
 
 
 class ParallelNelderMead(Propagator):
-    """Asynchronous parallel Nelder–Mead with the standard coefficients by default."""
+    """Asynchronous parallel Nelder–Mead with the standard coefficients by default.
+
+    Args:
+        alpha: Reflection coefficient (> 0).
+        gamma: Expansion coefficient (> 1).
+        rho: Contraction coefficient (in (0, 1)).
+        shrink: Shrink factor (in (0, 1)).
+        start: A parameter dict to build the first simplex around (default: random points).
+        scale: Size of the first simplex, as a share of each parameter's range.
+    """
 
     parents, offspring = -1, 1
 
@@ -54,7 +64,7 @@ class ParallelNelderMead(Propagator):
     ) -> None:
         super().__init__()
         if alpha <= 0 or gamma <= 1 or not 0 < rho < 1 or not 0 < shrink < 1:
-            raise ValueError("ParallelNelderMead: need alpha > 0, gamma > 1, 0 < rho, shrink < 1")
+            raise UserError("ParallelNelderMead: need alpha > 0, gamma > 1, 0 < rho, shrink < 1")
         self.alpha, self.gamma, self.rho, self.shrink_factor = alpha, gamma, rho, shrink
         self.start = start
         self.scale = scale
@@ -63,7 +73,7 @@ class ParallelNelderMead(Propagator):
 
     def check(self, space: SearchSpace) -> None:
         if space.has_categorical:
-            raise ValueError("ParallelNelderMead needs a numeric search space (no categoricals)")
+            raise UserError("ParallelNelderMead needs a numeric search space (no categoricals)")
         if self.start is not None:
             space.encode(self.start)
 

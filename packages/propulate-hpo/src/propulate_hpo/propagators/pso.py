@@ -18,10 +18,18 @@ import numpy as np
 from propulate_hpo.population import FAILED, Pool, Population
 from propulate_hpo.propagators.base import Propagator
 from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
 
 
 class BasicPSO(Propagator):
-    """v ← w·v + c₁r₁(p − x) + c₂r₂(g − x);  x ← x + v  (Kennedy & Eberhart, Shi & Eberhart)."""
+    """v ← w·v + c₁r₁(p − x) + c₂r₂(g − x);  x ← x + v  (Kennedy & Eberhart, Shi & Eberhart).
+
+    Args:
+        inertia: w, the share of the velocity kept.
+        cognitive: c₁, the pull towards the particle's own best.
+        social: c₂, the pull towards the best of the island.
+        particles: Particles per worker (each worker's candidates take turns).
+    """
 
     parents, offspring = -1, 1
 
@@ -34,9 +42,9 @@ class BasicPSO(Propagator):
     ) -> None:
         super().__init__()
         if cognitive < 0 or social < 0:
-            raise ValueError("PSO: cognitive and social factors must be >= 0")
+            raise UserError("PSO: cognitive and social factors must be >= 0")
         if particles < 1:
-            raise ValueError(f"PSO: particles must be >= 1, got {particles}")
+            raise UserError(f"PSO: particles must be >= 1, got {particles}")
         self.inertia = inertia
         self.cognitive = cognitive
         self.social = social
@@ -46,9 +54,7 @@ class BasicPSO(Propagator):
 
     def check(self, space: SearchSpace) -> None:
         if space.has_categorical:
-            raise ValueError(
-                f"{type(self).__name__} needs a numeric search space (no categoricals)"
-            )
+            raise UserError(f"{type(self).__name__} needs a numeric search space (no categoricals)")
 
     def _update_personal_bests(self, population: Population, own: list[int]) -> None:
         for position in range(self._own_seen, len(own)):
@@ -80,11 +86,26 @@ class BasicPSO(Propagator):
         return pool.offspring(x + v_new)
 
     def velocity(self, v: np.ndarray, pull: np.ndarray, space: SearchSpace) -> np.ndarray:
+        """The new velocity of a particle.
+
+        Args:
+            v: Its velocity.
+            pull: c₁r₁(p − x) + c₂r₂(g − x).
+            space: The search space.
+        """
         return self.inertia * v + pull
 
 
 class VelocityClampingPSO(BasicPSO):
-    """Basic PSO with |v| ≤ ``v_limit`` × range per dimension."""
+    """Basic PSO with |v| ≤ ``v_limit`` × range per dimension.
+
+    Args:
+        inertia: w, the share of the velocity kept.
+        cognitive: c₁, the pull towards the particle's own best.
+        social: c₂, the pull towards the best of the island.
+        v_limit: The largest velocity, as a share of each parameter's range.
+        particles: Particles per worker.
+    """
 
     def __init__(
         self,
@@ -96,7 +117,7 @@ class VelocityClampingPSO(BasicPSO):
     ) -> None:
         super().__init__(inertia, cognitive, social, particles)
         if v_limit <= 0:
-            raise ValueError(f"VelocityClampingPSO: v_limit must be > 0, got {v_limit}")
+            raise UserError(f"VelocityClampingPSO: v_limit must be > 0, got {v_limit}")
         self.v_limit = v_limit
 
     def velocity(self, v: np.ndarray, pull: np.ndarray, space: SearchSpace) -> np.ndarray:
@@ -105,12 +126,18 @@ class VelocityClampingPSO(BasicPSO):
 
 
 class ConstrictionPSO(BasicPSO):
-    """Clerc & Kennedy's constriction: v ← χ(v + c₁r₁(p − x) + c₂r₂(g − x)), φ = c₁ + c₂ > 4."""
+    """Clerc & Kennedy's constriction: v ← χ(v + c₁r₁(p − x) + c₂r₂(g − x)), φ = c₁ + c₂ > 4.
+
+    Args:
+        cognitive: c₁, the pull towards the particle's own best.
+        social: c₂, the pull towards the best of the island.
+        particles: Particles per worker.
+    """
 
     def __init__(self, cognitive: float = 2.05, social: float = 2.05, particles: int = 1) -> None:
         phi = cognitive + social
         if phi <= 4:
-            raise ValueError(f"ConstrictionPSO: cognitive + social must be > 4, got {phi}")
+            raise UserError(f"ConstrictionPSO: cognitive + social must be > 4, got {phi}")
         chi = 2.0 / abs(2.0 - phi - math.sqrt(phi * phi - 4.0 * phi))
         super().__init__(chi, cognitive, social, particles)
 
@@ -119,7 +146,13 @@ class ConstrictionPSO(BasicPSO):
 
 
 class CanonicalPSO(ConstrictionPSO):
-    """Constriction PSO with velocities clamped to the parameter ranges (the 'canonical' PSO)."""
+    """Constriction PSO with velocities clamped to the parameter ranges (the 'canonical' PSO).
+
+    Args:
+        cognitive: c₁, the pull towards the particle's own best.
+        social: c₂, the pull towards the best of the island.
+        particles: Particles per worker.
+    """
 
     def velocity(self, v: np.ndarray, pull: np.ndarray, space: SearchSpace) -> np.ndarray:
         return np.clip(super().velocity(v, pull, space), -space.width, space.width)

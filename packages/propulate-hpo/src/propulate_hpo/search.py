@@ -1,0 +1,92 @@
+"""A whole search from its settings: the loss function and space a ``RunConfig`` names, run.
+
+``propulate-hpo run`` is ``run_search`` with a ``RunConfig`` from flags and TOML; a script or a
+notebook can do the same with ``load_config(RunConfig, "run.toml")``. Loss functions are named
+as ``package.module:function`` or ``path/to/file.py:function``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from propulate_hpo.config import RunConfig
+from propulate_hpo.functions import benchmark
+from propulate_hpo.propulator import LossFunction, propulate
+from propulate_hpo.results import Result
+from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
+from shared_hpc.mpi import Comm
+
+
+def load_loss(spec: str) -> LossFunction:
+    """The function ``spec`` names: ``package.module:function`` or ``path/to/file.py:function``.
+
+    Args:
+        spec: Where the function is.
+
+    Returns:
+        The function.
+
+    Raises:
+        UserError: A malformed ``spec``, a module that cannot be imported, a missing file or
+            a name that is not a function.
+    """
+    target, _, name = spec.rpartition(":")
+    if not target or not name:
+        raise UserError(f"loss must look like 'package.module:function', got {spec!r}")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise UserError(f"loss file {path} does not exist")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as error:
+            raise UserError(f"cannot import {target!r}: {error}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise UserError(f"{target!r} has no function {name!r}")
+    return function
+
+
+def load_problem(config: RunConfig) -> tuple[LossFunction, SearchSpace]:
+    """The loss function and search space of ``config``: a benchmark function, or yours.
+
+    Args:
+        config: The run's settings.
+
+    Returns:
+        ``(loss_fn, space)``.
+
+    Raises:
+        UserError: A loss function that cannot be loaded, or a bad search space file.
+    """
+    if config.function is not None:
+        return benchmark(config.function, config.dim)
+    assert config.loss is not None and config.space is not None  # RunConfig checks both
+    space = SearchSpace.from_toml(config.space)
+    return load_loss(config.loss), space
+
+
+def run_search(config: RunConfig, comm: Comm | None = None) -> Result:
+    """Load the problem ``config`` names and search it (collective: call on every rank).
+
+    Args:
+        config: What to minimise, and how.
+        comm: The ranks of the run (default: ``shared_hpc.get_comm()``).
+
+    Returns:
+        Every evaluation of the run, on every rank.
+
+    Raises:
+        UserError: A problem that cannot be loaded, or settings that cannot work on these
+            ranks, before any evaluation.
+    """
+    loss_fn, space = load_problem(config)
+    return propulate(loss_fn, space, config, comm=comm)
