@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import time
 from functools import partial
@@ -22,7 +21,8 @@ import torch
 from petnet.classical import gate_sorter, sliding_window
 from petnet.inference import PETNetSorter
 
-from shared_hpc import environment_info, write_text_atomic
+from shared_hpc import write_text_atomic
+from shared_hpc.bench import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import CLINICAL, SMALL, acquisition, rate
@@ -54,16 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here")
-    env = environment_info(packages=("petnet", "torch"))
     threads = torch.get_num_threads()
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Measured by `benchmarks/gpu_throughput.py` on {date}: PETNet on "
-        f"{env['gpu_model'] or args.device}; classical sorters and PETNet "
-        f"on CPU on the same machine's {env['cpu_model']} ({env['cpu_count']} cores, "
-        f"{threads} torch threads); torch {env['torch']}. Highest activity of each use case, "
-        f"median of {args.repeats} runs after one warm-up; PETNet times include encoding and "
-        "patch building on the CPU.",
+        f"Measured by `benchmarks/gpu_throughput.py` on {date} on {machine_line()}: PETNet on "
+        f"`{args.device}`; classical sorters and PETNet on CPU on the same machine with "
+        f"{threads} torch threads. Highest activity of each use case, median of {args.repeats} "
+        "runs after one warm-up; PETNet times include encoding and patch building on the CPU.",
         "",
         "| use case | singles | PETNet ring (GPU) | PETNet ring (CPU) | PETNet dense (GPU) "
         "| GATE takeWinnerOfGoods | sliding window | PETNet ring GPU ÷ GATE |",
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(lines[-1], flush=True)
     write_text_atomic(args.output, "\n".join(lines) + "\n")
-    print(f"wrote {args.output} (load average {os.getloadavg()[0]:.2f})")
+    print(f"wrote {args.output}")
     return 0
 
 

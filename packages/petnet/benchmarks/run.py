@@ -23,9 +23,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import torch
 from petnet.classical import POLICIES, gate_sorter, sliding_window
-from petnet.evaluate import MethodResult, evaluate_classical, evaluate_petnet
+from petnet.evaluate import MethodResult, evaluate_classical, evaluate_petnet, rate
 from petnet.inference import PETNetSorter, build_model
 from petnet.metrics import score
 from petnet.model import ModelConfig
@@ -34,12 +33,8 @@ from petnet.singles import Singles
 from petnet.spikes import EncodingConfig
 from petnet.train import PETNetConfig, TrainConfig, train
 
-from shared_hpc import (
-    environment_info,
-    replace_marked_block,
-    write_json_atomic,
-    write_text_atomic,
-)
+from shared_hpc import environment_info, set_torch_threads, write_json_atomic, write_text_atomic
+from shared_hpc.bench import machine_line, replace_marked_block
 
 HERE = Path(__file__).resolve().parent
 PAPER_F1 = 0.952
@@ -166,8 +161,8 @@ def run_case(case: UseCase, device: str, work: Path, repeats: int) -> dict:
             "best_val_f1": result.best_f1,
             "best_epoch": result.best_epoch,
             "history": result.history,
-            "wall_time_s": result.wall_time_s,
-            "energy": result.energy,
+            "wall_time_s": result.energy.seconds,
+            "energy": result.energy.to_dict(),
             "parameters": sum(p.numel() for p in models[name].model.parameters()),
             "config": asdict(config),
         }
@@ -278,14 +273,6 @@ def throughput_table(case: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rate(value: float) -> str:
-    if value >= 1e6:
-        return f"{value / 1e6:.2f} M"
-    if value >= 1e3:
-        return f"{value / 1e3:.1f} k"
-    return f"{value:.0f}"
-
-
 def method(row: dict, prefix: str) -> dict:
     return next(m for m in row["methods"] if m["name"].startswith(prefix))
 
@@ -371,18 +358,15 @@ def f1_of(m: dict) -> float:
 
 
 def markdown(report: dict) -> str:
-    env = report["environment"]
     lines = [
         "# Benchmarks of petnet",
         "",
         "Written by `benchmarks/run.py` "
         f"({'quick check' if report['quick'] else 'full run'}) on {report['date']}; every figure "
-        "below comes from that one run. Machine: "
-        f"{env['cpu_model']} ({env['cpu_count']} cores), torch {env['torch']}, "
-        f"{report['threads']} torch thread(s), PETNet on `{report['device']}`"
-        + (f" ({env['gpu_model']})" if report["device"].startswith("cuda") else "")
-        + f". Load average {report['load_before']} before, {report['load_after']} after "
-        "(other jobs shared this machine, so timings are noisy).",
+        f"below comes from that one run. Machine: {report['machine']}; "
+        f"{report['threads']} torch thread(s), PETNet on `{report['device']}`. Load average "
+        f"{report['load_after']} at the end (other jobs shared this machine, so timings are "
+        "noisy).",
         "",
         "Scoring, identical for every method (`petnet.metrics.score`): a true coincidence is a",
         "pair of unscattered photons of one decay, both detected; it is found only when both of",
@@ -449,10 +433,10 @@ def markdown(report: dict) -> str:
 
 def headline(report: dict) -> str:
     """A few lines for the README, taken from the findings of each use case."""
-    env = report["environment"]
     lines = [
-        f"Run of {report['date']} on {env['cpu_model']} ({env['cpu_count']} cores), PETNet on "
-        f"`{report['device']}`" + (" (quick check)" if report["quick"] else "") + ":",
+        f"Run of {report['date']} on {report['machine']}; PETNet on `{report['device']}`"
+        + (" (quick check)" if report["quick"] else "")
+        + ":",
         "",
     ]
     for case in report["cases"]:
@@ -487,17 +471,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.markdown_only:
-        report = json.loads((args.work / "results.json").read_text())
+        results = args.work / "results.json"
+        if not results.is_file():
+            raise SystemExit(f"{results} does not exist: run the benchmark first")
+        report = json.loads(results.read_text())
         write_text_atomic(args.output, markdown(report))
         replace_marked_block(
             args.output.parent / "README.md", "benchmark-headline", headline(report)
         )
         return 0
-    torch.set_num_threads(args.threads)
+    set_torch_threads(threads=args.threads)
     cases = {"small": SMALL, "clinical": CLINICAL}
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_line(),
         "quick": args.quick,
         "device": args.device,
         "threads": args.threads,
@@ -509,7 +496,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.cases:
         case = quick(cases[name]) if args.quick else cases[name]
         report["cases"].append(run_case(case, args.device, args.work / "runs", args.repeats))
-        report["load_before"] = load_before
         report["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         write_json_atomic(args.work / "results.json", report)
     write_text_atomic(args.output, markdown(report))

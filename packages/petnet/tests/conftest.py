@@ -1,3 +1,5 @@
+"""Fixtures of the petnet tests: simulated acquisitions and hand-built singles."""
+
 import numpy as np
 import pytest
 from petnet.demo import demo_simulation
@@ -7,9 +9,7 @@ from petnet.singles import Singles
 
 
 def pytest_configure(config):
-    # norse scripts a few functions with torch.jit, which recent torch marks deprecated;
     # matplotlib 3.x still calls pyparsing's old names
-    config.addinivalue_line("filterwarnings", "ignore:.*torch.jit.script.*:FutureWarning")
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:matplotlib.*")
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pyparsing.*")
 

@@ -10,6 +10,8 @@ import pytest
 from petnet.chain import chain_mask
 from petnet.classical import POLICIES, gate_sorter, sliding_window
 
+from shared_hpc import UserError
+
 
 def pairs_of(coincidences):
     return sorted(zip(coincidences.first.tolist(), coincidences.second.tolist(), strict=True))
@@ -104,13 +106,13 @@ def test_truth_classification_of_pairs(hand_singles):
 
 def test_bad_arguments_are_refused(hand_singles):
     singles = hand_singles([0.0, 1.0], [0, 32], [500, 500])
-    with pytest.raises(ValueError, match="policy"):
+    with pytest.raises(UserError, match="policy"):
         gate_sorter(singles, 4.0, "keepAll")
-    with pytest.raises(ValueError, match="window"):
+    with pytest.raises(UserError, match="window"):
         gate_sorter(singles, 0.0)
-    with pytest.raises(ValueError, match="energy window"):
+    with pytest.raises(UserError, match="energy window"):
         sliding_window(singles, 4.0, (600.0, 300.0))
-    with pytest.raises(ValueError, match="delayed"):
+    with pytest.raises(UserError, match="delayed"):
         gate_sorter(singles, 4.0, delayed_offset_ns=2.0)
 
 

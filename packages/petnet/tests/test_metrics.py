@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 from petnet.metrics import categories, score, true_pairs
 
+from shared_hpc import UserError
+
 
 @pytest.fixture
 def truth(hand_singles):
@@ -49,8 +51,8 @@ def test_bad_inputs(truth, hand_singles):
     with pytest.raises(ValueError, match="flags"):
         score(truth, np.ones(len(truth)))
     measured = hand_singles([0.0], [0], [511])
-    with pytest.raises(ValueError, match="ground truth"):
+    with pytest.raises(UserError, match="ground truth"):
         score(measured, np.ones(1, dtype=bool))
     inconsistent = hand_singles([0.0, 1.0, 2.0], [0, 1, 2], [511] * 3, decay_id=[5, 5, 5])
-    with pytest.raises(ValueError, match="more than two"):
+    with pytest.raises(UserError, match="more than two"):
         true_pairs(inconsistent)

@@ -4,6 +4,8 @@ from petnet.loss import count_timing_loss, distance_to_target, windowed_counts
 from petnet.model import LIFLayer, ModelConfig, PETNet
 from petnet.scanner import preset
 
+from shared_hpc import UserError
+
 
 def test_lif_layer_integrates_leaks_and_resets():
     layer = LIFLayer(1, beta=0.5, config=ModelConfig(current_noise=0.0))
@@ -50,9 +52,9 @@ def test_bad_shapes_and_settings_are_refused():
         PETNet(scanner, 2, ModelConfig())(torch.zeros(2, 10, 3))
     with pytest.raises(ValueError, match="crystals"):
         PETNet(scanner, 2, ModelConfig(architecture="dense"))(torch.zeros(1, 10, 2, 100))
-    with pytest.raises(ValueError, match="architecture"):
+    with pytest.raises(UserError, match="architecture"):
         ModelConfig(architecture="transformer")
-    with pytest.raises(ValueError, match="beta"):
+    with pytest.raises(UserError, match="beta"):
         ModelConfig(beta=1.0)
     with pytest.raises(ValueError, match="differ"):
         count_timing_loss(torch.zeros(2, 5), torch.zeros(2, 6))

@@ -9,6 +9,8 @@ from petnet.metrics import score
 from petnet.model import ModelConfig
 from petnet.train import PETNetConfig, TrainConfig, train
 
+from shared_hpc import UserError
+
 QUICK = PETNetConfig(train=TrainConfig(epochs=2, batch_size=256, max_steps_per_epoch=12))
 
 
@@ -26,7 +28,14 @@ def test_short_training_lowers_the_loss_and_beats_chance(trained, test_singles):
     result, out = trained
     assert result.history[1]["loss"] < result.history[0]["loss"]
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
-    assert result.energy is not None and result.energy["seconds"] > 0
+    assert result.energy.seconds > 0 and result.energy.total_joules >= 0
+    assert (
+        result.metrics()["best_val_f1"]
+        == result.best_f1
+        == max(h["val_f1"] for h in result.history)
+    )
+    headline = result.headline()
+    assert headline.value == round(result.best_f1, 4) and headline.paper == 0.952
     decoded = PETNetSorter.from_checkpoint(out / "best.pt").predict(test_singles)
     f1 = score(test_singles, decoded.flags, decoded.spurious).f1
     rng = np.random.default_rng(0)
@@ -73,15 +82,18 @@ def test_foreign_corrupt_and_mismatched_checkpoints_are_refused(trained, train_s
     other_model = PETNetConfig(model=ModelConfig(hidden=(8,)), train=QUICK.train)
     with pytest.raises(CheckpointError, match="different model"):
         train(train_singles, other_model, tmp_path, resume=out / "last.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(train_singles, QUICK, tmp_path, resume=tmp_path / "missing.pt")
+    assert issubclass(CheckpointError, UserError)  # the command line answers in one line
 
 
 def test_training_needs_truth_and_enough_samples(train_singles, hand_singles, tmp_path):
     measured = train_singles.subset(np.arange(100))
     measured.decay_id = measured.scattered = None
-    with pytest.raises(ValueError, match="ground truth"):
+    with pytest.raises(UserError, match="ground truth"):
         train(measured, QUICK, tmp_path)
     tiny = hand_singles([0.0, 1.0, 9.0, 10.0], [0, 32, 1, 33], [511] * 4, decay_id=[1, 1, 2, 2])
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(UserError, match="too few"):
         train(tiny, QUICK, tmp_path)
 
 
@@ -97,5 +109,5 @@ def test_dense_architecture_trains_and_predicts(train_singles, test_singles, tmp
     assert decoded.flags.shape == (2000,) and decoded.flags.any()
     wrong = PETNetSorter.from_checkpoint(result.best_checkpoint)
     wrong.scanner = wrong.scanner.__class__(name="other", crystals_per_ring=32)
-    with pytest.raises(ValueError, match="trained for scanner"):
+    with pytest.raises(UserError, match="trained for scanner"):
         wrong.predict(part)

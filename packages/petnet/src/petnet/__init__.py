@@ -1,9 +1,10 @@
 """PETNet: spiking-network coincidence processing for PET.
 
-* :mod:`petnet.sim` — Monte-Carlo acquisitions (scanner presets, sources, scatter, dead time);
-* :mod:`petnet.classical` — the paper's sliding window and a GATE-style coincidence sorter;
-* :mod:`petnet.model`, :mod:`petnet.train`, :mod:`petnet.inference` — the spiking networks;
-* :mod:`petnet.metrics`, :mod:`petnet.evaluate` — one scoring function for every method.
+* ``petnet.sim`` — Monte-Carlo acquisitions (scanner presets, sources, scatter, dead time);
+* ``petnet.classical`` — the paper's sliding window and a GATE-style coincidence sorter;
+* ``petnet.model``, ``petnet.train``, ``petnet.inference`` — the spiking networks;
+* ``petnet.metrics``, ``petnet.evaluate`` — one scoring function for every method;
+* ``petnet.config`` — every setting, as the dataclasses the commands' flags and TOML fill.
 """
 
 from petnet.__about__ import __version__

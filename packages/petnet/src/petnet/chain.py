@@ -14,11 +14,14 @@ import numpy as np
 def chain_mask(
     time: np.ndarray, gap: float, group: np.ndarray | None = None, inclusive: bool = True
 ) -> np.ndarray:
-    """Events taken by the chain rule, per group; ``time`` must be sorted within each group
-    and groups contiguous.
+    """Events taken by the chain rule, per group.
 
-    ``inclusive``: an event exactly ``gap`` after the last taken one is taken (dead time);
-    otherwise it still counts as blocked (a coincidence window that includes its end).
+    Args:
+        time: Event times, sorted within each group.
+        gap: How long a taken event blocks the following ones.
+        group: Group of each event (groups contiguous); ``None``: one group.
+        inclusive: An event exactly ``gap`` after the last taken one is taken (dead time);
+            otherwise it still counts as blocked (a coincidence window that includes its end).
     """
     n = len(time)
     taken = np.zeros(n, dtype=bool)

@@ -1,48 +1,60 @@
-"""Checkpoints: written atomically, read with ``weights_only`` and checked before use."""
+"""Checkpoints of a training run: written atomically, read with ``weights_only`` and checked.
+
+A checkpoint is a dict saved with ``torch.save``; its ``format`` key marks it as petnet's, so a
+foreign or truncated file is refused with one clear line instead of a traceback from torch.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from shared_hpc import UserError, atomic_path
+
 FORMAT = "petnet-checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A file that is not a readable PETNet checkpoint, or one that does not fit this run."""
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it.
+    """Save ``payload`` with its format mark; a crash leaves the old file or the new one.
 
-    A crash leaves either the old checkpoint or the new one, never a truncated file.
+    Args:
+        path: Where the checkpoint goes (its folder is created).
+        payload: What to store: tensors, state dicts and plain values.
+
+    Returns:
+        ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, **payload}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
     return path
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """Read a checkpoint; raise :class:`CheckpointError` for corrupt or foreign files."""
+    """Read a checkpoint and check that it is a complete PETNet checkpoint.
+
+    Args:
+        path: The checkpoint file.
+        map_location: Where its tensors are loaded.
+
+    Returns:
+        The stored dict.
+
+    Raises:
+        CheckpointError: The file does not exist, is corrupt, foreign or incomplete.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for truncated or foreign files

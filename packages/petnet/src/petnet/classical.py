@@ -1,8 +1,8 @@
-"""Classical coincidence sorters, vectorised with NumPy.
+"""Classical coincidence sorters, vectorised with NumPy: the baselines PETNet is measured against.
 
-* :func:`sliding_window` — the baseline of the PETNet paper: singles closer than the window to
+* ``sliding_window`` — the baseline of the PETNet paper: singles closer than the window to
   their predecessor form a group; a group of exactly two singles is a coincidence.
-* :func:`gate_sorter` — the sorter of GATE/OpenGATE: each single opens a window (or, with
+* ``gate_sorter`` — the sorter of GATE/OpenGATE: each single opens a window (or, with
   ``multi_window=False``, only singles outside an open window do); the pairs in a window are
   checked against geometry (minimum transaxial, maximum axial distance) and an energy window,
   and multiples are resolved by one of GATE's policies. A delayed window gives a randoms
@@ -20,6 +20,7 @@ import numpy as np
 
 from petnet.chain import chain_mask
 from petnet.singles import Singles
+from shared_hpc import UserError, atomic_path
 
 Policy = Literal[
     "removeMultiples",
@@ -30,11 +31,21 @@ Policy = Literal[
     "takeWinnerIfAllAreGoods",
 ]
 POLICIES: tuple[str, ...] = Policy.__args__  # type: ignore[attr-defined]
+WINDOW_NS = 4.0  # the coincidence window every sorter uses unless told otherwise
+DEFAULT_POLICY = "takeWinnerOfGoods"  # GATE's usual multiples policy
+ENERGY_WINDOW_KEV = (350.0, 650.0)  # the usual energy window around 511 keV
 
 
 @dataclass
 class Coincidences:
-    """Pairs of singles (indices into the sorted singles), earlier single first."""
+    """Pairs of singles (indices into the sorted singles), earlier single first.
+
+    Args:
+        first: Index of the earlier single of each pair.
+        second: Index of the later single of each pair.
+        method: The sorter that found them.
+        delayed: Pairs in the delayed window (a randoms estimate), if one was opened.
+    """
 
     first: np.ndarray
     second: np.ndarray
@@ -45,16 +56,27 @@ class Coincidences:
         return len(self.first)
 
     def hit_flags(self, n_singles: int) -> np.ndarray:
-        """Per single: is it part of at least one accepted coincidence?"""
+        """Per single: is it part of at least one accepted coincidence?
+
+        Args:
+            n_singles: How many singles the pairs index into.
+        """
         flags = np.zeros(n_singles, dtype=bool)
         flags[self.first] = True
         flags[self.second] = True
         return flags
 
     def classify(self, singles: Singles) -> dict[str, int]:
-        """Count trues, scatters and randoms among the pairs (needs ground truth)."""
+        """Count trues, scatters and randoms among the pairs.
+
+        Args:
+            singles: The singles the pairs index into, with ground truth.
+
+        Raises:
+            UserError: The singles carry no ground truth.
+        """
         if not singles.has_truth:
-            raise ValueError("classifying coincidences needs singles with ground truth")
+            raise UserError("classifying coincidences needs singles with ground truth")
         same = singles.decay_id[self.first] == singles.decay_id[self.second]
         clean = ~(singles.scattered[self.first] | singles.scattered[self.second])
         return {
@@ -64,38 +86,60 @@ class Coincidences:
         }
 
     def save(self, path: str | os.PathLike[str], singles: Singles) -> Path:
-        """Write the pairs with both singles' time, crystal and energy to an npz file."""
+        """Write the pairs with both singles' time, crystal and energy to an npz file, atomically.
+
+        Args:
+            path: The npz file (its folder is created).
+            singles: The singles the pairs index into.
+
+        Returns:
+            ``path``.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         columns = {}
         for tag, index in (("1", self.first), ("2", self.second)):
             columns[f"index{tag}"] = index
             columns[f"time_ns{tag}"] = singles.time_ns[index]
             columns[f"crystal{tag}"] = singles.crystal[index]
             columns[f"energy_kev{tag}"] = singles.energy_kev[index]
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez_compressed(tmp, method=np.array(self.method), **columns)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, method=np.array(self.method), **columns)
         return path
 
 
 def energy_selection(singles: Singles, energy_window: tuple[float, float] | None) -> np.ndarray:
-    """Indices of the singles inside the energy window (all of them if it is ``None``)."""
+    """Indices of the singles inside the energy window.
+
+    Args:
+        singles: The singles.
+        energy_window: (low, high) in keV, both included; ``None`` keeps every single.
+
+    Raises:
+        UserError: ``low`` is not below ``high``.
+    """
     if energy_window is None:
         return np.arange(len(singles))
+    check_settings(energy_window=energy_window)
     low, high = energy_window
-    if not low < high:
-        raise ValueError(f"energy window needs low < high, got {energy_window}")
     return np.flatnonzero((singles.energy_kev >= low) & (singles.energy_kev <= high))
 
 
 def sliding_window(
     singles: Singles,
-    window_ns: float = 4.0,
+    window_ns: float = WINDOW_NS,
     energy_window: tuple[float, float] | None = None,
 ) -> Coincidences:
-    """The paper's sorter: groups chained by gaps ≤ window; keep groups of exactly two."""
-    _check_window(window_ns)
+    """The paper's sorter: groups chained by gaps ≤ window; keep groups of exactly two.
+
+    Args:
+        singles: Time-sorted singles.
+        window_ns: Largest gap between neighbours of one group.
+        energy_window: (low, high) in keV of the singles taken into account; ``None``: all.
+
+    Raises:
+        UserError: A window that is not positive, or an empty energy window.
+    """
+    check_settings(window_ns, energy_window)
     chosen = energy_selection(singles, energy_window)
     t = singles.time_ns[chosen]
     if len(t) < 2:
@@ -110,23 +154,35 @@ def sliding_window(
 
 def gate_sorter(
     singles: Singles,
-    window_ns: float = 4.0,
-    policy: str = "takeWinnerOfGoods",
-    energy_window: tuple[float, float] | None = (350.0, 650.0),
+    window_ns: float = WINDOW_NS,
+    policy: str = DEFAULT_POLICY,
+    energy_window: tuple[float, float] | None = ENERGY_WINDOW_KEV,
     min_transaxial_mm: float | None = None,
     max_axial_mm: float | None = None,
     multi_window: bool = True,
     delayed_offset_ns: float | None = None,
 ) -> Coincidences:
-    """GATE-style sorter; ``min_transaxial_mm`` defaults to the chord that just touches the
-    scanner's field of view, ``max_axial_mm`` to no limit."""
-    _check_window(window_ns)
-    if policy not in POLICIES:
-        raise ValueError(f"unknown multiples policy {policy!r}; choose one of {list(POLICIES)}")
-    if delayed_offset_ns is not None and delayed_offset_ns <= window_ns:
-        raise ValueError(
-            f"delayed_offset_ns ({delayed_offset_ns}) must exceed the window ({window_ns} ns)"
-        )
+    """The sorter of GATE/OpenGATE.
+
+    Args:
+        singles: Time-sorted singles.
+        window_ns: Length of the window each opener opens.
+        policy: How multiples (several good pairs in one window) are resolved, one of
+            ``POLICIES``.
+        energy_window: (low, high) in keV of the singles taken into account; ``None``: all.
+        min_transaxial_mm: Shortest transaxial distance of a good pair; ``None``: the chord
+            that just touches the scanner's field of view.
+        max_axial_mm: Largest axial distance of a good pair; ``None``: no limit.
+        multi_window: Every single opens a window; otherwise only singles outside an open
+            window (GATE's old default).
+        delayed_offset_ns: Open a delayed window this long after each opener and count its
+            pairs (a randoms estimate); ``None``: no delayed window.
+
+    Raises:
+        UserError: An unknown policy, a window that is not positive, an empty energy window,
+            or a delayed window that overlaps the prompt one.
+    """
+    check_settings(window_ns, energy_window, policy, delayed_offset_ns)
     scanner = singles.scanner
     if min_transaxial_mm is None:
         min_transaxial_mm = scanner.min_transaxial_distance_mm
@@ -155,9 +211,34 @@ def gate_sorter(
     return Coincidences(chosen[first], chosen[second], f"gate:{policy}", delayed)
 
 
-def _check_window(window_ns: float) -> None:
+def check_settings(
+    window_ns: float = WINDOW_NS,
+    energy_window: tuple[float, float] | None = None,
+    policy: str | None = None,
+    delayed_offset_ns: float | None = None,
+) -> None:
+    """Refuse sorter settings that cannot work, before any work is done.
+
+    Args:
+        window_ns: The coincidence window.
+        energy_window: (low, high) in keV, or ``None``.
+        policy: A GATE multiples policy, or ``None``.
+        delayed_offset_ns: The delay of a delayed window, or ``None``.
+
+    Raises:
+        UserError: A window that is not positive, an empty energy window, an unknown policy,
+            or a delayed window that overlaps the prompt one.
+    """
     if not (np.isfinite(window_ns) and window_ns > 0):
-        raise ValueError(f"coincidence window must be > 0 ns, got {window_ns}")
+        raise UserError(f"coincidence window must be > 0 ns, got {window_ns}")
+    if energy_window is not None and not energy_window[0] < energy_window[1]:
+        raise UserError(f"energy window needs low < high, got {energy_window}")
+    if policy is not None and policy not in POLICIES:
+        raise UserError(f"unknown multiples policy {policy!r}; choose one of {list(POLICIES)}")
+    if delayed_offset_ns is not None and delayed_offset_ns <= window_ns:
+        raise UserError(
+            f"delayed_offset_ns ({delayed_offset_ns}) must exceed the window ({window_ns} ns)"
+        )
 
 
 def _window_pairs(

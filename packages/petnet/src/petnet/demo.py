@@ -3,27 +3,41 @@ with the paper's sliding window and the GATE sorter, and write a run record and 
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
+import os
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from petnet.__about__ import __version__
-from petnet.evaluate import compare, markdown_table
+from petnet.evaluate import CompareConfig, compare
 from petnet.inference import PETNetSorter
+from petnet.metrics import PAPER_F1
 from petnet.model import ModelConfig
 from petnet.plots import comparison, energy_spectrum
 from petnet.sim import SimulationConfig, Source, WaterCylinder, preset, simulate
-from petnet.train import PETNetConfig, TrainConfig, train
-from shared_hpc import EnergyMeter, RunRecord, get_comm, write_text_atomic
-
-PAPER_F1 = 0.952  # the paper's best coincidence F1 (abstract)
+from petnet.train import BEST_CHECKPOINT, PETNetConfig, TrainConfig, train
+from shared_hpc import (
+    Comm,
+    Headline,
+    Recorder,
+    RunRecord,
+    get_comm,
+    prepare_output_dir,
+    rank0_print,
+    set_torch_threads,
+    write_text_atomic,
+)
 
 
 def demo_simulation(seed: int, duration_s: float, activity_bq: float = 5e7) -> SimulationConfig:
-    """A water cylinder filled with activity in the small demonstration scanner."""
+    """A water cylinder filled with activity in the small demonstration scanner.
+
+    Args:
+        seed: Seed of the acquisition.
+        duration_s: Its length in s.
+        activity_bq: Activity of the cylinder in Bq.
+    """
     return SimulationConfig(
         scanner=preset("small"),
         sources=(Source(kind="cylinder", activity_bq=activity_bq, radius_mm=20.0, length_mm=16.0),),
@@ -33,63 +47,64 @@ def demo_simulation(seed: int, duration_s: float, activity_bq: float = 5e7) -> S
     )
 
 
-def run_demo(output: Path, quick: bool = False) -> RunRecord:
-    """Run everything into ``output``; ``quick`` trains less (for tests)."""
-    output.mkdir(parents=True, exist_ok=True)
+def run_demo(
+    output: str | os.PathLike[str], comm: Comm | None = None, quick: bool = False
+) -> RunRecord:
+    """Simulate, train and compare, measured by one ``Recorder``; rank 0 writes the files.
+
+    Args:
+        output: Folder for ``results.json``, ``comparison.md``, the plots and the model.
+        comm: Communicator of the ranks that train (default: ``get_comm()``).
+        quick: Train less (for tests).
+
+    Returns:
+        The run record, on every rank.
+    """
+    output = prepare_output_dir(output)
+    comm = get_comm() if comm is None else comm
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the demo's tensors are small: more threads only add overhead
+    set_torch_threads(comm, 1)  # the demo's tensors are small: more threads only add overhead
     try:
-        return _run(output, quick)
+        return _run(output, comm, quick)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(output: Path, quick: bool) -> RunRecord:
-    comm = get_comm()
-    started = time.perf_counter()
+def _run(output: Path, comm: Comm, quick: bool) -> RunRecord:
     simulations = {"train": demo_simulation(1, 4e-3), "test": demo_simulation(2, 2e-3)}
     config = PETNetConfig(
         model=ModelConfig(architecture="ring"),
         train=TrainConfig(epochs=2 if quick else 3, max_steps_per_epoch=15 if quick else 60),
     )
-    with EnergyMeter(comm) as meter:
+    settings = CompareConfig(
+        policies=("takeWinnerOfGoods", "takeAllGoods"), repeats=1 if quick else 3
+    )
+    log = partial(rank0_print, comm=comm)
+    with Recorder("petnet", __version__, comm) as run:
         train_singles = simulate(simulations["train"])
         test_singles = simulate(simulations["test"])
-        result = train(train_singles, config, output / "model", comm=comm, log=print)
+        result = train(train_singles, config, output / "model", comm=comm, log=log)
         sorter = PETNetSorter.from_checkpoint(result.best_checkpoint)
-        results = compare(
-            test_singles,
-            {"PETNet (ring)": sorter},
-            policies=("takeWinnerOfGoods", "takeAllGoods"),
-            repeats=1 if quick else 3,
-        )
-    table = markdown_table(results)
-    print(table)
-    write_text_atomic(output / "comparison.md", table)
-    energy_spectrum(test_singles, output / "spectrum.png")
-    comparison(results, result.history, output / "comparison.png")
-    petnet = results[-1]
-    config_record: dict[str, Any] = {k: asdict(v) for k, v in simulations.items()}
-    config_record["petnet"] = asdict(config)
-    record = RunRecord.create(
-        "petnet",
-        __version__,
-        config=config_record,
+        results = compare(test_singles, {"PETNet (ring)": sorter}, settings)
+    table = results.markdown()
+    log(table)
+    if run.is_writer:
+        write_text_atomic(output / "comparison.md", table)
+        energy_spectrum(test_singles, output / "spectrum.png")
+        comparison(results.methods, result.history, output / "comparison.png")
+    petnet = results.methods[-1]
+    return run.write(
+        output / "results.json",
+        config={**simulations, "petnet": config, "compare": settings},
         metrics={
-            "methods": [r.as_dict() for r in results],
+            **results.metrics(),
             "training": {"history": result.history, "energy": result.energy},
             "test_singles": len(test_singles),
         },
-        headline={
-            "name": "coincidence F1, PETNet (ring), small scanner",
-            "value": round(petnet.scores.f1, 4),
-            "unit": "",
-            "paper": PAPER_F1,
-            "higher_is_better": True,
-        },
-        energy=meter.report,
-        wall_time_s=time.perf_counter() - started,
-        artifacts=["comparison.md", "spectrum.png", "comparison.png", "model/best.pt"],
+        headline=Headline(
+            "coincidence F1, PETNet (ring), small scanner",
+            round(petnet.scores.f1, 4),
+            paper=PAPER_F1,
+        ),
+        artifacts=["comparison.md", "spectrum.png", "comparison.png", f"model/{BEST_CHECKPOINT}"],
     )
-    record.write(output / "results.json")
-    return record

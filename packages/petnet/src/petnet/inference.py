@@ -13,18 +13,33 @@ from petnet.patches import hit_patches
 from petnet.scanner import Scanner
 from petnet.singles import Singles
 from petnet.spikes import Decoded, EncodingConfig, SpikeStream, decode, densify, encode
-from shared_hpc import load_config
+from shared_hpc import UserError, load_config
 
 DENSE_WINDOW_BINS = 256
 
 
 def build_model(scanner: Scanner, encoding: EncodingConfig, config: ModelConfig) -> PETNet:
-    """A fresh network for this scanner, reading the encoding's input channels."""
+    """A fresh network for this scanner, reading the encoding's input channels.
+
+    Args:
+        scanner: The scanner it reads.
+        encoding: How singles become its input.
+        config: Its shape and neurons.
+    """
     return PETNet(scanner, len(encoding.channels), config)
 
 
 class PETNetSorter:
-    """Flags the singles of true coincidences with a trained network."""
+    """Flags the singles of true coincidences with a trained network.
+
+    Args:
+        model: The trained network.
+        scanner: The scanner it was trained for.
+        encoding: The encoding it was trained with.
+        device: Where it runs (``cpu``, ``cuda``).
+        batch_size: Patches (ring) or windows (dense) per forward pass; ``None``: 65536 for
+            ring, 64 for dense.
+    """
 
     def __init__(
         self,
@@ -45,6 +60,16 @@ class PETNetSorter:
     def from_checkpoint(
         cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", **kwargs
     ) -> PETNetSorter:
+        """The sorter stored in a checkpoint of ``petnet.train.train``.
+
+        Args:
+            path: A ``best.pt`` or ``last.pt``.
+            device: Where it runs.
+            **kwargs: Further arguments of the constructor (``batch_size``).
+
+        Raises:
+            CheckpointError: Not a readable PETNet checkpoint, or weights that do not fit.
+        """
         payload = load_checkpoint(path)
         scanner = _rebuild(Scanner, payload["scanner"])
         encoding = _rebuild(EncodingConfig, payload["encoding"])
@@ -62,7 +87,7 @@ class PETNetSorter:
         if singles.scanner.n_crystals != self.scanner.n_crystals or (
             singles.scanner.crystals_per_ring != self.scanner.crystals_per_ring
         ):
-            raise ValueError(
+            raise UserError(
                 f"the network was trained for scanner {self.scanner.name!r} "
                 f"({self.scanner.n_rings} × {self.scanner.crystals_per_ring} crystals), the "
                 f"singles come from {singles.scanner.name!r} ({singles.scanner.n_rings} × "
@@ -71,7 +96,15 @@ class PETNetSorter:
 
     @torch.no_grad()
     def predict(self, singles: Singles, shard: tuple[int, int] = (0, 1)) -> Decoded:
-        """Flag singles; ``shard=(rank, size)`` does only this rank's share of the work."""
+        """Flag the singles of true coincidences.
+
+        Args:
+            singles: Time-sorted singles of the scanner the network was trained for.
+            shard: (rank, size): do only this rank's share of the work.
+
+        Raises:
+            UserError: Singles of another scanner.
+        """
         self._check(singles)
         stream = encode(singles, self.encoding)
         training = self.model.training

@@ -22,7 +22,12 @@ import torch.nn.functional as F
 
 
 def distance_to_target(target: torch.Tensor, cap: float) -> torch.Tensor:
-    """For (B, T, N) target spikes: bins from each (t, n) to the nearest target on crystal n."""
+    """For (B, T, N) target spikes: bins from each (t, n) to the nearest target on crystal n.
+
+    Args:
+        target: Target spikes (B, T, N).
+        cap: Largest distance reported.
+    """
     time = target.shape[1]
     steps = torch.arange(time, device=target.device, dtype=target.dtype).view(1, -1, 1)
     steps = steps.expand_as(target)
@@ -34,7 +39,12 @@ def distance_to_target(target: torch.Tensor, cap: float) -> torch.Tensor:
 
 
 def windowed_counts(spikes: torch.Tensor, width: int | None) -> torch.Tensor:
-    """Spike counts per crystal in every window of ``width`` bins (all bins when ``None``)."""
+    """Spike counts per crystal in every window of ``width`` bins.
+
+    Args:
+        spikes: Spikes (B, T, N).
+        width: Bins per window; ``None``: one window over all bins.
+    """
     if width is None or width >= spikes.shape[1]:
         return spikes.sum(dim=1, keepdim=True)
     total = F.pad(spikes.cumsum(dim=1), (0, 0, 1, 0))
@@ -50,7 +60,17 @@ def count_timing_loss(
     miss_weight: float = 1.0,
     cap: float = 3.0,
 ) -> torch.Tensor:
-    """Loss per target spike of output and target spike trains, (B, T, N) or (B, T)."""
+    """Loss per target spike of output and target spike trains, (B, T, N) or (B, T).
+
+    Args:
+        spikes: Output spikes of the network.
+        target: Target spikes of the same shape.
+        timing_weight: Weight of the timing term.
+        tolerance_bins: Matching tolerance; distances are measured in units of it.
+        count_window_bins: Bins per window of the count term; ``None``: the whole sample.
+        miss_weight: Cost of a missed spike relative to an extra one.
+        cap: Largest timing distance, in units of the tolerance.
+    """
     if spikes.shape != target.shape:
         raise ValueError(f"spikes {tuple(spikes.shape)} and target {tuple(target.shape)} differ")
     if spikes.dim() == 2:

@@ -20,18 +20,27 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from petnet.singles import Singles
+from shared_hpc import UserError
 
 CATEGORIES = ("true", "scatter", "single")
+PAPER_F1 = 0.952  # the paper's best coincidence F1 (its abstract), the headline's reference
 
 
 def true_pairs(singles: Singles) -> np.ndarray:
-    """Index pairs (n, 2) of the true coincidences, earlier single first."""
+    """Index pairs (n, 2) of the true coincidences, earlier single first.
+
+    Args:
+        singles: Singles with ground truth.
+
+    Raises:
+        UserError: No ground truth, or a decay with more than two singles.
+    """
     if not singles.has_truth:
-        raise ValueError("scoring needs singles with ground truth (decay_id and scattered)")
+        raise UserError("scoring needs singles with ground truth (decay_id and scattered)")
     order = np.argsort(singles.decay_id, kind="stable")
     ids = singles.decay_id[order]
     if ids.size and np.unique(ids, return_counts=True)[1].max() > 2:
-        raise ValueError("a decay has more than two singles; ground truth is inconsistent")
+        raise UserError("a decay has more than two singles; ground truth is inconsistent")
     same = np.flatnonzero(ids[1:] == ids[:-1])
     a, b = order[same], order[same + 1]
     clean = ~(singles.scattered[a] | singles.scattered[b])
@@ -40,9 +49,16 @@ def true_pairs(singles: Singles) -> np.ndarray:
 
 
 def categories(singles: Singles) -> np.ndarray:
-    """Per single: 0 = in a true coincidence, 1 = in a scattered pair, 2 = partner not detected."""
+    """Per single: 0 = in a true coincidence, 1 = in a scattered pair, 2 = partner not detected.
+
+    Args:
+        singles: Singles with ground truth.
+
+    Raises:
+        UserError: No ground truth.
+    """
     if not singles.has_truth:
-        raise ValueError("categories need singles with ground truth")
+        raise UserError("categories need singles with ground truth")
     _, inverse, counts = np.unique(singles.decay_id, return_inverse=True, return_counts=True)
     paired = counts[inverse] == 2
     scattered_pair = np.zeros(len(counts), dtype=bool)
@@ -55,7 +71,23 @@ def categories(singles: Singles) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Scores:
-    """Coincidence-level precision/recall/F1 and the make-up of what was flagged."""
+    """Coincidence-level precision/recall/F1 and the make-up of what was flagged.
+
+    Args:
+        true_coincidences: True coincidences in the singles.
+        tp: True coincidences with both singles flagged.
+        fp: False coincidences: flagged singles outside found true coincidences plus spurious
+            spikes, two per coincidence.
+        fn: True coincidences not found.
+        precision: TP / (TP + FP).
+        recall: TP / (TP + FN).
+        f1: Harmonic mean of precision and recall.
+        flagged_true: Flagged singles that belong to a true coincidence.
+        flagged_scatter: Flagged singles of a pair with a scattered photon.
+        flagged_single: Flagged singles whose partner was not detected.
+        spurious_spikes: Output spikes that matched no single.
+        timing_error_ns: Mean timing error of matched spikes (PETNet only).
+    """
 
     true_coincidences: int
     tp: int
@@ -71,6 +103,7 @@ class Scores:
     timing_error_ns: float | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
+        """The scores as a plain dict."""
         return asdict(self)
 
 
@@ -80,7 +113,17 @@ def score(
     spurious_spikes: int = 0,
     timing_error_ns: float | None = None,
 ) -> Scores:
-    """Score per-single flags against the ground truth (see the module docstring)."""
+    """Score per-single flags against the ground truth (see the module docstring).
+
+    Args:
+        singles: Singles with ground truth.
+        flags: Per single: flagged as part of a true coincidence?
+        spurious_spikes: Output spikes that matched no single.
+        timing_error_ns: Mean timing error to report with the scores.
+
+    Raises:
+        UserError: The singles carry no ground truth.
+    """
     flags = np.asarray(flags)
     if flags.shape != (len(singles),) or flags.dtype != np.bool_:
         raise ValueError(f"flags must be a boolean array of shape ({len(singles)},)")

@@ -8,7 +8,7 @@ Two architectures:
 * ``ring`` — ours: one small LIF network shared by every crystal of the ring. It reads the
   spike trains of one crystal — its own hits and, as geometry-aware input, the hits on the
   arcs opposite to it where a partner photon can land — so its size does not depend on the
-  scanner. It is evaluated only around hits (see :mod:`petnet.patches`), so its cost grows
+  scanner. It is evaluated only around hits (see ``petnet.patches``), so its cost grows
   with the number of singles, not with crystals × time bins.
 
 Both get the paper's geometry-aware input: per crystal, the count of hits on the opposite arc
@@ -28,54 +28,83 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from norse.torch.functional.lif_box import (
+from torch import nn
+
+from petnet.scanner import Scanner
+from shared_hpc import UserError
+
+# norse 1.1 decorates its functions with torch.jit.script, which torch deprecates; the warning
+# concerns norse, not anything a user of petnet could change
+warnings.filterwarnings(
+    "ignore",
+    message=r"`torch\.jit\.script` is deprecated",
+    category=FutureWarning,
+    module=r"torch\.jit\._script",
+)
+from norse.torch.functional.lif_box import (  # noqa: E402
     LIFBoxFeedForwardState,
     LIFBoxParameters,
     lif_box_feed_forward_step,
 )
-from torch import nn
-
-from petnet.scanner import Scanner
 
 Architecture = Literal["dense", "ring"]
+Surrogate = Literal["super", "tanh", "triangle", "circ", "heavi_erfc"]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network shape and neuron settings."""
+    """Network shape and neuron settings.
+
+    Attributes:
+        architecture: ring (one small network shared by every crystal, ours) or dense (the
+            paper's, fully connected over all crystals).
+        hidden: Neurons per hidden layer (per crystal for ring).
+        geometry_scales: Opposite-arc input channels, each half as wide as the previous.
+        beta: Initial leak of the hidden neurons: v ← β·v + input.
+        output_beta: Initial leak of the output neurons.
+        learn_leak: Learn each neuron's leak.
+        threshold: Membrane threshold of every neuron.
+        surrogate: norse's surrogate gradient of the spike function.
+        surrogate_alpha: Sharpness of the surrogate gradient.
+        init_gain: Factor on PyTorch's default hidden weights (sparse spikes need a push).
+        direct_init: Initial weights of own spike and widest arc on the output neuron; none:
+            (0.6, 0.6) for ring, (0.6, 0.45) for dense, where crystals without a hit are read
+            out too and two partners must not fire.
+        current_noise: Standard deviation of the noise on input currents while training
+            (gives decisions a margin).
+    """
 
     architecture: Architecture = "ring"
-    hidden: tuple[int, ...] = (64, 64)  # neurons per hidden layer (per crystal for "ring")
-    geometry_scales: int = 2  # opposite-arc channels, each half as wide as the previous
-    beta: float = 0.9  # initial leak of hidden neurons: v ← β·v + input
-    output_beta: float = 0.9  # initial leak of output neurons
+    hidden: tuple[int, ...] = (64, 64)
+    geometry_scales: int = 2
+    beta: float = 0.9
+    output_beta: float = 0.9
     learn_leak: bool = True
     threshold: float = 1.0
-    surrogate: str = "super"
+    surrogate: Surrogate = "super"
     surrogate_alpha: float = 10.0
-    init_gain: float = 3.0  # × PyTorch's default hidden weights: sparse spikes need a push
-    # own spike and widest arc → output neuron; None: (0.6, 0.6) for ring, (0.6, 0.45) for
-    # dense, where crystals without a hit are read out too and two partners must not fire
+    init_gain: float = 3.0
     direct_init: tuple[float, float] | None = None
-    current_noise: float = 0.1  # σ of noise on input currents while training (margins)
+    current_noise: float = 0.1
 
     def __post_init__(self) -> None:
         if self.architecture not in ("dense", "ring"):
-            raise ValueError(f"architecture must be 'dense' or 'ring', got {self.architecture!r}")
+            raise UserError(f"architecture must be 'dense' or 'ring', got {self.architecture!r}")
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden sizes must be >= 1, got {self.hidden}")
+            raise UserError(f"hidden sizes must be >= 1, got {self.hidden}")
         if self.geometry_scales < 1:
-            raise ValueError(f"geometry_scales must be >= 1, got {self.geometry_scales}")
+            raise UserError(f"geometry_scales must be >= 1, got {self.geometry_scales}")
         for name in ("beta", "output_beta"):
             if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.surrogate not in ("super", "tanh", "triangle", "circ", "heavi_erfc"):
-            raise ValueError(f"unknown surrogate {self.surrogate!r}")
+                raise UserError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.surrogate not in Surrogate.__args__:  # type: ignore[attr-defined]
+            raise UserError(f"unknown surrogate {self.surrogate!r}")
 
 
 class LIFLayer(nn.Module):
@@ -83,6 +112,11 @@ class LIFLayer(nn.Module):
 
     norse's box LIF step is v ← v + τ⁻¹·(i − v); feeding i/τ⁻¹ turns it into the paper's
     v ← β·v + i with β = 1 − τ⁻¹, and β is learned through a sigmoid.
+
+    Args:
+        size: Neurons in the layer.
+        beta: Initial leak of every neuron.
+        config: The network's settings (threshold, surrogate, noise, learned leak).
     """
 
     def __init__(self, size: int, beta: float, config: ModelConfig) -> None:
@@ -96,10 +130,15 @@ class LIFLayer(nn.Module):
 
     @property
     def beta(self) -> torch.Tensor:
+        """The leak of each neuron."""
         return 1.0 - torch.sigmoid(self.leak_logit)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        """(B, T, ..., size) input currents → spikes of the same shape."""
+        """Spikes of the layer, the same shape as its input.
+
+        Args:
+            current: Input currents (B, T, ..., size).
+        """
         tau_mem_inv = torch.sigmoid(self.leak_logit)
         zero = torch.zeros((), device=current.device)
         params = LIFBoxParameters(
@@ -125,14 +164,24 @@ class LIFLayer(nn.Module):
 
 
 def arc_half_widths(scanner: Scanner, scales: int) -> list[int]:
-    """Half widths (in crystals) of the opposite arcs, widest first."""
+    """Half widths (in crystals) of the opposite arcs, widest first.
+
+    Args:
+        scanner: The scanner (its field of view sets the widest arc).
+        scales: How many arcs, each half as wide as the previous.
+    """
     widest = min(scanner.acceptance_half_width, (scanner.crystals_per_ring - 1) // 2)
     return [widest >> k for k in range(scales)]
 
 
 class OppositeArc(nn.Module):
-    """Geometry channels for whole-scanner spike trains: hits on the arcs opposite each
-    crystal, summed over all rings, one channel per arc width."""
+    """Geometry channels for whole-scanner spike trains: hits on the arcs opposite each crystal,
+    summed over all rings, one channel per arc width.
+
+    Args:
+        scanner: The scanner.
+        scales: How many arc widths.
+    """
 
     def __init__(self, scanner: Scanner, scales: int) -> None:
         super().__init__()
@@ -141,7 +190,11 @@ class OppositeArc(nn.Module):
         self.half_widths = arc_half_widths(scanner, scales)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        """(B, T, N) values → (B, T, N, scales) their sums over the opposite arcs."""
+        """Sums over the opposite arcs, (B, T, N, scales).
+
+        Args:
+            spikes: Values per crystal (B, T, N).
+        """
         batch, time, _ = spikes.shape
         k = self.crystals
         per_angle = spikes.view(batch, time, self.rings, k).sum(dim=2)
@@ -158,7 +211,14 @@ class OppositeArc(nn.Module):
 
 
 class PETNet(nn.Module):
-    """``dense``: (B, T, C, N) → (B, T, N); ``ring``: per-hit patches (P, T, F) → (P, T)."""
+    """The spiking network: ``dense``: (B, T, C, N) → (B, T, N); ``ring``: per-hit patches
+    (P, T, F) → (P, T).
+
+    Args:
+        scanner: The scanner it reads.
+        in_channels: Input channels of the encoding (``len(EncodingConfig.channels)``).
+        config: Shape and neuron settings.
+    """
 
     def __init__(self, scanner: Scanner, in_channels: int, config: ModelConfig) -> None:
         super().__init__()
@@ -192,6 +252,11 @@ class PETNet(nn.Module):
                 linear.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output spikes for input spike trains.
+
+        Args:
+            x: Spike trains (B, T, C, N) for dense, per-hit patches (P, T, F) for ring.
+        """
         if self.config.architecture == "dense":
             return self._dense(x)
         if x.dim() != 3 or x.shape[-1] != self.features:

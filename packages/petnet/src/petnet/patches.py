@@ -24,7 +24,11 @@ from petnet.spikes import EncodingConfig, SpikeStream, ramp
 
 
 def patch_length(config: EncodingConfig) -> int:
-    """Bins per patch: the history, the hit's own bin and the matching tolerance."""
+    """Bins per patch: the history, the hit's own bin and the matching tolerance.
+
+    Args:
+        config: The encoding.
+    """
     return config.max_gap_bins + config.tolerance_bins + 1
 
 
@@ -36,7 +40,16 @@ def hit_patches(
     geometry_scales: int,
     with_target: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Inputs (P, T, F) and, optionally, targets (P, T) for the spikes ``centres``."""
+    """Inputs (P, T, F) and, optionally, targets (P, T) for the spikes ``centres``.
+
+    Args:
+        stream: The encoded singles.
+        centres: Indices of the spikes whose patches to build.
+        scanner: The scanner (its rings and arcs).
+        config: The encoding.
+        geometry_scales: Opposite-arc channels (``ModelConfig.geometry_scales``).
+        with_target: Build the targets too (needs ground truth); otherwise they are ``None``.
+    """
     history = config.max_gap_bins
     length = patch_length(config)
     n_in = len(config.channels)

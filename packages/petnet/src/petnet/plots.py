@@ -12,7 +12,12 @@ from petnet.singles import Singles
 
 
 def energy_spectrum(singles: Singles, path: Path) -> Path:
-    """Measured energies, split into unscattered and scattered photons when truth is known."""
+    """Measured energies, split into unscattered and scattered photons when truth is known.
+
+    Args:
+        singles: The singles.
+        path: The PNG file.
+    """
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.subplots()
     bins = np.linspace(0, 750, 151)
@@ -31,7 +36,13 @@ def energy_spectrum(singles: Singles, path: Path) -> Path:
 
 
 def comparison(results: list[MethodResult], history: list[dict] | None, path: Path) -> Path:
-    """F1 and throughput per method, and the validation F1 over training epochs."""
+    """F1 and throughput per method, and the validation F1 over training epochs.
+
+    Args:
+        results: One result per method.
+        history: The training's history (``TrainResult.history``); ``None``: no third panel.
+        path: The PNG file.
+    """
     panels = 3 if history else 2
     figure = Figure(figsize=(4.5 * panels, 4.5), layout="constrained")
     axes = figure.subplots(1, panels)

@@ -1,4 +1,8 @@
-"""Cylindrical scanner geometry and detector response, with presets for three use cases."""
+"""Cylindrical scanner geometry and detector response, with presets for three use cases.
+
+The simulator, the sorters and the networks all need the same description of the detector; it
+lives here, once, and travels inside every singles file and checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shared_hpc import load_config
+from shared_hpc import UserError, load_config
 
 SPEED_OF_LIGHT_MM_PER_NS = 299.792458
 DeadTimeModel = Literal["paralysable", "non-paralysable"]
@@ -21,6 +25,23 @@ class Scanner:
     Crystal ``ring * crystals_per_ring + k`` covers the azimuths ``[k, k + 1) · 2π / K`` (K
     crystals per ring) of ring ``ring``; rings are stacked along z, centred on z = 0. Photons
     are detected where they cross the cylinder of ``radius_mm`` (no depth of interaction).
+
+    Attributes:
+        name: A label for the scanner (a preset's name, or ``custom``).
+        n_rings: Rings of crystals along the axis.
+        crystals_per_ring: Crystals around each ring.
+        radius_mm: Radius of the crystal cylinder in mm.
+        axial_pitch_mm: Distance between neighbouring rings in mm.
+        fov_radius_mm: Radius of the transaxial field of view in mm (below ``radius_mm``).
+        efficiency: Probability that a photon reaching a crystal is detected.
+        energy_resolution: Energy resolution (FWHM) at 511 keV, as a fraction.
+        time_resolution_ns: Coincidence time resolution (FWHM of the time difference) in ns.
+        time_offset_ns: Standard deviation of the fixed per-crystal time offsets in ns.
+        energy_threshold_kev: Lowest energy a crystal reports, in keV.
+        dead_time_ns: Dead time of a crystal after each event, in ns.
+        dead_time_model: ``paralysable`` (every event restarts the dead time) or
+            ``non-paralysable``.
+        calibration_seed: Seed of the per-crystal time offsets.
     """
 
     name: str = "custom"
@@ -42,29 +63,31 @@ class Scanner:
         positive = ("n_rings", "crystals_per_ring", "radius_mm", "axial_pitch_mm", "fov_radius_mm")
         for field in positive:
             if not getattr(self, field) > 0:
-                raise ValueError(f"Scanner.{field} must be > 0, got {getattr(self, field)!r}")
+                raise UserError(f"Scanner.{field} must be > 0, got {getattr(self, field)!r}")
         if self.fov_radius_mm >= self.radius_mm:
-            raise ValueError(
+            raise UserError(
                 f"Scanner.fov_radius_mm ({self.fov_radius_mm}) must be smaller than "
                 f"radius_mm ({self.radius_mm})"
             )
         if not 0.0 < self.efficiency <= 1.0:
-            raise ValueError(f"Scanner.efficiency must be in (0, 1], got {self.efficiency}")
+            raise UserError(f"Scanner.efficiency must be in (0, 1], got {self.efficiency}")
         for field in ("energy_resolution", "time_resolution_ns", "time_offset_ns", "dead_time_ns"):
             if not getattr(self, field) >= 0:
-                raise ValueError(f"Scanner.{field} must be >= 0, got {getattr(self, field)!r}")
+                raise UserError(f"Scanner.{field} must be >= 0, got {getattr(self, field)!r}")
         if self.dead_time_model not in ("paralysable", "non-paralysable"):
-            raise ValueError(
+            raise UserError(
                 "Scanner.dead_time_model must be 'paralysable' or 'non-paralysable', "
                 f"got {self.dead_time_model!r}"
             )
 
     @property
     def n_crystals(self) -> int:
+        """Crystals in the scanner."""
         return self.n_rings * self.crystals_per_ring
 
     @property
     def axial_length_mm(self) -> float:
+        """Length of the scanner along its axis in mm."""
         return self.n_rings * self.axial_pitch_mm
 
     @property
@@ -103,20 +126,35 @@ class Scanner:
         return rng.normal(0.0, self.time_offset_ns, self.n_crystals)
 
     def check_crystals(self, crystal: np.ndarray) -> None:
-        """Raise if any crystal id lies outside this scanner."""
+        """Check that every crystal id lies in this scanner.
+
+        Args:
+            crystal: Crystal ids.
+
+        Raises:
+            UserError: Some id lies outside the scanner.
+        """
         if crystal.size and (crystal.min() < 0 or crystal.max() >= self.n_crystals):
             bad = crystal[(crystal < 0) | (crystal >= self.n_crystals)]
-            raise ValueError(
+            raise UserError(
                 f"crystal ids out of range for scanner {self.name!r} with {self.n_crystals} "
                 f"crystals: e.g. {bad[:5].tolist()}"
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values (stored in singles files and checkpoints)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scanner:
-        """A scanner from stored settings, every field checked (see ``shared_hpc.load_config``)."""
+        """A scanner from stored settings, every field checked (see ``shared_hpc.load_config``).
+
+        Args:
+            data: The output of ``to_dict``.
+
+        Raises:
+            UserError: Unknown keys or invalid values.
+        """
         return load_config(cls, data)
 
 
@@ -155,7 +193,15 @@ PRESETS: dict[str, Scanner] = {
 
 
 def preset(name: str, **overrides: Any) -> Scanner:
-    """A preset scanner by name, optionally with some fields changed."""
+    """A preset scanner by name, optionally with some fields changed.
+
+    Args:
+        name: One of ``PRESETS``: ``small``, ``preclinical``, ``clinical``.
+        **overrides: Fields of ``Scanner`` to change.
+
+    Raises:
+        UserError: An unknown name.
+    """
     if name not in PRESETS:
-        raise ValueError(f"unknown scanner preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise UserError(f"unknown scanner preset {name!r}; choose one of {sorted(PRESETS)}")
     return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]

@@ -1,16 +1,16 @@
 """Time-sorted singles (time, crystal, energy) with optional ground truth, and their files.
 
-Files are HDF5 (``.h5``/``.hdf5``) or NumPy (``.npz``) with one array per field, plus the
-scanner description and free metadata as JSON. Both formats are checked on load: missing
-fields, unequal lengths, non-finite values, unsorted times and crystal ids outside the
-scanner raise a ``ValueError`` that names the problem.
+Every method of the package reads and writes this one container. Files are HDF5
+(``.h5``/``.hdf5``) or NumPy (``.npz``) with one array per field, plus the scanner description and
+free metadata as JSON. Both formats are checked on load: missing fields, unequal lengths,
+non-finite values, unsorted times and crystal ids outside the scanner raise a ``UserError`` that
+names the problem.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +20,10 @@ import h5py
 import numpy as np
 
 from petnet.scanner import Scanner
+from shared_hpc import UserError, atomic_path, check_output_file
 
 FORMAT = "petnet-singles/1"
+SUFFIXES = (".h5", ".hdf5", ".npz")
 REQUIRED = ("time_ns", "crystal", "energy_kev")
 TRUTH = ("decay_id", "scattered", "source_id")
 DTYPES = {
@@ -36,7 +38,21 @@ DTYPES = {
 
 @dataclass
 class Singles:
-    """Detected photons, sorted by time; truth arrays are ``None`` for measured data."""
+    """Detected photons, sorted by time; truth arrays are ``None`` for measured data.
+
+    Args:
+        time_ns: Detection time of each single in ns.
+        crystal: Crystal id of each single (see ``Scanner``).
+        energy_kev: Measured energy of each single in keV.
+        scanner: The scanner that detected them.
+        decay_id: Ground truth: the decay each single comes from.
+        scattered: Ground truth: whether its photon scattered before detection.
+        source_id: Ground truth: the source of its decay.
+        meta: Free metadata (the simulation settings, the acquisition length).
+
+    Raises:
+        UserError: Malformed arrays, unsorted times or unknown crystals (see ``validate``).
+    """
 
     time_ns: np.ndarray
     crystal: np.ndarray
@@ -59,6 +75,7 @@ class Singles:
 
     @property
     def has_truth(self) -> bool:
+        """Whether the ground truth needed for training and scoring is present."""
         return self.decay_id is not None and self.scattered is not None
 
     @property
@@ -69,36 +86,47 @@ class Singles:
         return float(self.time_ns[-1] - self.time_ns[0]) if len(self) > 1 else 0.0
 
     def validate(self, require_sorted: bool = True) -> None:
-        """Raise ``ValueError`` on malformed arrays, unsorted times or unknown crystals."""
+        """Check the arrays.
+
+        Args:
+            require_sorted: Refuse singles that are not sorted by time.
+
+        Raises:
+            UserError: Malformed arrays, unsorted times or unknown crystals.
+        """
         n = None
         for name in (*REQUIRED, *TRUTH):
             value = getattr(self, name)
             if value is None:
                 if name in REQUIRED:
-                    raise ValueError(f"singles field {name!r} is missing")
+                    raise UserError(f"singles field {name!r} is missing")
                 continue
             if value.ndim != 1:
-                raise ValueError(f"singles field {name!r} must be 1-D, got shape {value.shape}")
+                raise UserError(f"singles field {name!r} must be 1-D, got shape {value.shape}")
             if n is None:
                 n = len(value)
             elif len(value) != n:
-                raise ValueError(f"singles field {name!r} has {len(value)} entries, expected {n}")
+                raise UserError(f"singles field {name!r} has {len(value)} entries, expected {n}")
         if (self.decay_id is None) != (self.scattered is None):
-            raise ValueError("ground truth needs both 'decay_id' and 'scattered'")
+            raise UserError("ground truth needs both 'decay_id' and 'scattered'")
         if not np.all(np.isfinite(self.time_ns)):
-            raise ValueError("singles times contain NaN or infinite values")
+            raise UserError("singles times contain NaN or infinite values")
         if not np.all(np.isfinite(self.energy_kev)) or np.any(self.energy_kev < 0):
-            raise ValueError("singles energies must be finite and >= 0 keV")
+            raise UserError("singles energies must be finite and >= 0 keV")
         if require_sorted and np.any(np.diff(self.time_ns) < 0):
             first = int(np.argmax(np.diff(self.time_ns) < 0))
-            raise ValueError(
+            raise UserError(
                 f"singles are not sorted by time (entry {first + 1} is earlier than entry "
                 f"{first}); load with sort=True or call Singles.sorted()"
             )
         self.scanner.check_crystals(self.crystal)
 
     def subset(self, index: np.ndarray) -> Singles:
-        """The singles selected by a boolean mask or sorted index array."""
+        """The singles selected by ``index``.
+
+        Args:
+            index: A boolean mask, a slice or a sorted index array.
+        """
         picked = {name: getattr(self, name) for name in (*REQUIRED, *TRUTH)}
         picked = {k: (v[index] if v is not None else None) for k, v in picked.items()}
         return Singles(**picked, scanner=self.scanner, meta=dict(self.meta))
@@ -109,12 +137,19 @@ class Singles:
 
         Decay ids are renumbered so they stay unique; useful to train one network on several
         activities or phantoms.
+
+        Args:
+            parts: The acquisitions, in the order they are played.
+            gap_ns: Time between the end of one and the start of the next.
+
+        Raises:
+            UserError: No parts, or parts of different scanners.
         """
         if not parts:
-            raise ValueError("nothing to concatenate")
+            raise UserError("nothing to concatenate")
         scanner = parts[0].scanner
         if any(p.scanner != scanner for p in parts):
-            raise ValueError("can only concatenate singles of the same scanner")
+            raise UserError("can only concatenate singles of the same scanner")
         truth = all(p.has_truth for p in parts)
         fields: dict[str, list[np.ndarray]] = {k: [] for k in (*REQUIRED, *TRUTH)}
         start, first_id = 0.0, 0
@@ -137,21 +172,26 @@ class Singles:
         return cls(**joined, scanner=scanner, meta=meta)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically as HDF5 or npz, chosen by the file suffix."""
+        """Write the singles atomically as HDF5 or npz, chosen by the file suffix.
+
+        Args:
+            path: A ``.h5``, ``.hdf5`` or ``.npz`` file (its folder is created).
+
+        Returns:
+            ``path``.
+
+        Raises:
+            UserError: Another suffix.
+        """
         path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".h5", ".hdf5", ".npz"):
-            raise ValueError(f"unknown singles file type {suffix!r}: use .h5, .hdf5 or .npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-        os.close(fd)
+        suffix = _file_type(path)
         arrays = {k: getattr(self, k) for k in (*REQUIRED, *TRUTH) if getattr(self, k) is not None}
         header = {
             "format": FORMAT,
             "scanner": json.dumps(self.scanner.to_dict()),
             "meta": json.dumps(self.meta),
         }
-        try:
+        with atomic_path(path) as tmp:
             if suffix == ".npz":
                 with open(tmp, "wb") as handle:
                     np.savez_compressed(
@@ -163,10 +203,6 @@ class Singles:
                     for name, value in arrays.items():
                         group.create_dataset(name, data=value, compression="gzip", shuffle=True)
                     handle.attrs.update(header)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
 
     @classmethod
@@ -176,33 +212,69 @@ class Singles:
         scanner: Scanner | None = None,
         sort: bool = False,
     ) -> Singles:
-        """Read a singles file; ``scanner`` overrides (or supplies) the stored geometry."""
+        """Read a singles file and check it before any work starts.
+
+        Args:
+            path: A singles file written by ``save``, or any HDF5/npz file with the arrays
+                ``time_ns``, ``crystal`` and ``energy_kev`` (measured data).
+            scanner: Overrides (or supplies) the stored geometry.
+            sort: Sort the singles by time instead of refusing unsorted ones.
+
+        Raises:
+            UserError: The file does not exist, is not a singles file, or its arrays are
+                malformed.
+        """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"singles file {path} does not exist")
+            raise UserError(f"singles file {path} does not exist")
         arrays, header = _read(path)
         missing = [name for name in REQUIRED if name not in arrays]
         if missing:
-            raise ValueError(f"{path}: missing field(s) {missing}; a singles file needs {REQUIRED}")
+            raise UserError(f"{path}: missing field(s) {missing}; a singles file needs {REQUIRED}")
         if scanner is None:
             if "scanner" not in header:
-                raise ValueError(f"{path}: no scanner description stored; pass scanner=")
+                raise UserError(f"{path}: no scanner description stored; pass scanner=")
             scanner = Scanner.from_dict(json.loads(header["scanner"]))
         meta = json.loads(header["meta"]) if "meta" in header else {}
         fields = {name: arrays.get(name) for name in (*REQUIRED, *TRUTH)}
         for name, value in fields.items():
             if value is not None and value.dtype.kind not in "biuf":
-                raise ValueError(f"{path}: field {name!r} is not numeric (dtype {value.dtype})")
+                raise UserError(f"{path}: field {name!r} is not numeric (dtype {value.dtype})")
         if sort:
             order = np.argsort(fields["time_ns"], kind="stable")
             fields = {k: (v[order] if v is not None else None) for k, v in fields.items()}
         try:
             return cls(**fields, scanner=scanner, meta=meta)
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+        except ValueError as error:  # UserError from the checks, or arrays numpy refuses
+            raise UserError(f"{path}: {error}") from None
+
+
+def check_singles_path(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that a singles file can be written at ``path``.
+
+    Args:
+        path: The file to write.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        UserError: A suffix other than ``SUFFIXES``, or a folder that cannot be written.
+    """
+    _file_type(Path(path))
+    return check_output_file(path)
+
+
+def _file_type(path: Path) -> str:
+    """The suffix of a singles file, lower case; another suffix is refused."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UserError(f"unknown singles file type {suffix!r}: use .h5, .hdf5 or .npz")
+    return suffix
 
 
 def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays and the header (format, scanner, meta) of a singles file."""
     names = (*REQUIRED, *TRUTH)
     try:
         if path.suffix.lower() == ".npz":
@@ -219,7 +291,7 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                     if k in handle.attrs
                 }
     except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{path}: not a readable singles file ({error})") from None
+        raise UserError(f"{path}: not a readable singles file ({error})") from None
     if "format" in header and header["format"] != FORMAT:
-        raise ValueError(f"{path}: unknown format {header['format']!r}, expected {FORMAT!r}")
+        raise UserError(f"{path}: unknown format {header['format']!r}, expected {FORMAT!r}")
     return arrays, header

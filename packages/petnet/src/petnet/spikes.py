@@ -22,6 +22,7 @@ import torch
 from petnet.classical import energy_selection
 from petnet.metrics import true_pairs
 from petnet.singles import Singles
+from shared_hpc import UserError
 
 # input channels per crystal and bin: the hit itself, its energy / 511 keV, and where in the
 # bin it arrived (0 to 1), which keeps timing finer than the bin width
@@ -31,7 +32,17 @@ DEFAULT_CHANNELS = ("spike", "energy")
 
 @dataclass(frozen=True)
 class EncodingConfig:
-    """How singles become spike trains and how output spikes are read back."""
+    """How singles become spike trains and how output spikes are read back.
+
+    Attributes:
+        bin_width_ns: Width of a time bin in ns.
+        max_gap_bins: Longest silence kept in whole-scanner windows, and the history of a
+            per-hit patch, in bins.
+        energy_window_kev: (low, high) in keV of the singles the network reads; none: all.
+        tolerance_bins: How many bins after a single an output spike may come and still mark
+            it.
+        channels: Input channels per crystal and bin: spike (always first), energy, time.
+    """
 
     bin_width_ns: float = 0.5
     max_gap_bins: int = 16
@@ -41,13 +52,13 @@ class EncodingConfig:
 
     def __post_init__(self) -> None:
         if not self.bin_width_ns > 0:
-            raise ValueError(f"bin_width_ns must be > 0, got {self.bin_width_ns}")
+            raise UserError(f"bin_width_ns must be > 0, got {self.bin_width_ns}")
         if self.max_gap_bins < 1 or self.tolerance_bins < 0:
-            raise ValueError("max_gap_bins must be >= 1 and tolerance_bins >= 0")
+            raise UserError("max_gap_bins must be >= 1 and tolerance_bins >= 0")
         if self.channels[:1] != ("spike",) or not set(self.channels) <= set(CHANNELS):
-            raise ValueError(f"channels must start with 'spike' and come from {CHANNELS}")
+            raise UserError(f"channels must start with 'spike' and come from {CHANNELS}")
         if len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"channels must not repeat, got {self.channels}")
+            raise UserError(f"channels must not repeat, got {self.channels}")
 
     @property
     def warmup_bins(self) -> int:
@@ -57,15 +68,29 @@ class EncodingConfig:
 
 @dataclass
 class SpikeStream:
-    """The encoded singles, sorted by time."""
+    """The encoded singles, sorted by time; one entry per spike.
 
-    single: np.ndarray  # index into the Singles of each spike
-    bin: np.ndarray  # time bin with long silences shortened (whole-scanner windows)
-    raw_bin: np.ndarray  # time bin without shortening (per-hit patches)
+    Args:
+        single: Index into the ``Singles`` of each spike.
+        bin: Time bin with long silences shortened (whole-scanner windows).
+        raw_bin: Time bin without shortening (per-hit patches).
+        crystal: Crystal of each spike.
+        energy: Energy / 511 keV.
+        fine_time: Position inside the raw bin, 0 to 1.
+        partner: Spike index of the true-coincidence partner, −1 if none; ``None`` without
+            ground truth.
+        n_bins: Bins of the shortened time axis, warm-up included.
+        n_crystals: Crystals of the scanner.
+        n_singles: Singles that were encoded (inside the energy window or not).
+    """
+
+    single: np.ndarray
+    bin: np.ndarray
+    raw_bin: np.ndarray
     crystal: np.ndarray
-    energy: np.ndarray  # energy / 511 keV
-    fine_time: np.ndarray  # position inside the raw bin, 0 to 1
-    partner: np.ndarray | None  # spike index of the true-coincidence partner, −1 if none
+    energy: np.ndarray
+    fine_time: np.ndarray
+    partner: np.ndarray | None
     n_bins: int
     n_crystals: int
     n_singles: int
@@ -74,17 +99,26 @@ class SpikeStream:
         return len(self.bin)
 
     def values(self, channel: str) -> np.ndarray:
-        """Per spike, what it puts into ``channel``."""
+        """Per spike, what it puts into ``channel``.
+
+        Args:
+            channel: ``spike``, ``energy`` or ``time``.
+        """
         if channel == "spike":
             return np.ones(len(self), dtype=np.float32)
         return self.energy if channel == "energy" else self.fine_time
 
     @property
     def target(self) -> np.ndarray | None:
+        """Per spike: does it belong to a true coincidence (``None`` without ground truth)?"""
         return None if self.partner is None else self.partner >= 0
 
     def decision_bin(self, bins: np.ndarray) -> np.ndarray:
-        """Per spike: the later bin of it and its partner (its own bin if no partner)."""
+        """Per spike: the later bin of it and its partner (its own bin if no partner).
+
+        Args:
+            bins: Bin of every spike (``bin`` or ``raw_bin``).
+        """
         if self.partner is None:
             raise ValueError("these singles carry no ground truth, so there is no target")
         partner_bin = np.where(self.partner >= 0, bins[np.maximum(self.partner, 0)], bins)
@@ -92,7 +126,12 @@ class SpikeStream:
 
 
 def encode(singles: Singles, config: EncodingConfig) -> SpikeStream:
-    """Bin the singles, shorten silences and attach the training target if truth is known."""
+    """Bin the singles, shorten silences and attach the training target if truth is known.
+
+    Args:
+        singles: Time-sorted singles.
+        config: How to encode them.
+    """
     chosen = energy_selection(singles, config.energy_window_kev)
     t = singles.time_ns[chosen]
     in_bins = (t - (t[0] if len(t) else 0.0)) / config.bin_width_ns
@@ -124,7 +163,13 @@ def encode(singles: Singles, config: EncodingConfig) -> SpikeStream:
 
 
 def window_starts(stream: SpikeStream, length: int, stride: int) -> np.ndarray:
-    """Start bins of windows of ``length`` every ``stride`` bins that contain a spike."""
+    """Start bins of windows of ``length`` every ``stride`` bins that contain a spike.
+
+    Args:
+        stream: The encoded singles.
+        length: Bins per window.
+        stride: Bins between window starts.
+    """
     if length < 1 or stride < 1:
         raise ValueError("window length and stride must be >= 1")
     starts = np.arange(0, max(stream.n_bins - length + stride, 1), stride)
@@ -143,7 +188,16 @@ def densify(
     device: torch.device | str = "cpu",
     with_target: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Input (B, T, C, N) and target (B, T, N) tensors for windows starting at ``starts``."""
+    """Input (B, T, C, N) and target (B, T, N) tensors for windows starting at ``starts``.
+
+    Args:
+        stream: The encoded singles.
+        starts: First bin of each window.
+        length: Bins per window.
+        config: The encoding (its channels).
+        device: Where the tensors are built.
+        with_target: Build the target too (needs ground truth); otherwise it is ``None``.
+    """
     starts = np.asarray(starts, dtype=np.int64)
     x = torch.zeros(len(starts), length, len(config.channels), stream.n_crystals, device=device)
     rows, offset, picked = _gather(stream.bin, starts, length)
@@ -180,17 +234,28 @@ def _gather(
 
 
 def ramp(count: np.ndarray) -> np.ndarray:
-    """0, 1, …, count[0] − 1, 0, 1, …, count[1] − 1, … (vectorised)."""
+    """0, 1, …, count[0] − 1, 0, 1, …, count[1] − 1, … (vectorised).
+
+    Args:
+        count: Length of each ramp.
+    """
     return np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
 
 
 @dataclass(frozen=True)
 class Decoded:
-    """Output spikes read back onto the singles."""
+    """Output spikes read back onto the singles.
 
-    flags: np.ndarray  # per single of the original Singles
-    spurious: int  # output spikes that match no single
-    timing_error_ns: float | None  # mean |spike − decision time| over matched true singles
+    Args:
+        flags: Per single of the original ``Singles``: marked by an output spike?
+        spurious: Output spikes that match no single.
+        timing_error_ns: Mean |spike − decision time| over matched true singles (``None``
+            without ground truth or matches).
+    """
+
+    flags: np.ndarray
+    spurious: int
+    timing_error_ns: float | None
 
 
 def decode(
@@ -199,7 +264,14 @@ def decode(
     spike_crystal: np.ndarray,
     config: EncodingConfig,
 ) -> Decoded:
-    """Match whole-scanner output spikes (compressed bins) to singles, one to one."""
+    """Match whole-scanner output spikes (compressed bins) to singles, one to one.
+
+    Args:
+        stream: The encoded singles.
+        spike_bin: Bin of each output spike.
+        spike_crystal: Crystal of each output spike.
+        config: The encoding (its tolerance).
+    """
     hit_key = stream.crystal * (stream.n_bins + 1) + stream.bin
     spike_key = np.asarray(spike_crystal, np.int64) * (stream.n_bins + 1) + np.asarray(
         spike_bin, np.int64
@@ -215,8 +287,18 @@ def match_spikes(
     spike_bin: np.ndarray,
     config: EncodingConfig,
 ) -> Decoded:
-    """Give each spike to the latest single on its crystal at most ``tolerance`` bins before
-    it; a single claimed by several spikes keeps the earliest, the rest are spurious."""
+    """Give each spike to the latest single on its crystal at most ``tolerance`` bins before it.
+
+    A single claimed by several spikes keeps the earliest; the rest are spurious.
+
+    Args:
+        stream: The encoded singles.
+        hit_key: Per spike of the stream, a key that orders (crystal, bin).
+        spike_key: The same key for each output spike.
+        hit_bins: Bin of every spike of the stream on the axis of ``spike_bin``.
+        spike_bin: Bin of each output spike.
+        config: The encoding (its tolerance and bin width).
+    """
     flags = np.zeros(stream.n_singles, dtype=bool)
     if len(spike_key) == 0 or len(hit_key) == 0:
         return Decoded(flags, len(spike_key), None)

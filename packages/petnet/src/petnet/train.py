@@ -4,6 +4,9 @@ Every rank draws the same shuffled order of samples each epoch and takes every `
 batch of it, so ranks see disjoint data and take the same number of steps. After each epoch
 the validation singles are scored (each rank predicts its share, the flags are summed), rank 0
 writes ``last.pt`` (for resume) and, when validation F1 improved, ``best.pt``, both atomically.
+The training's energy is measured with its own ``EnergyMeter``, so a caller that also
+simulates or evaluates can report it apart; inside a ``Recorder`` that meter shares the
+recorder's sensors.
 """
 
 from __future__ import annotations
@@ -25,25 +28,54 @@ from petnet.__about__ import __version__
 from petnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from petnet.inference import PETNetSorter, build_model
 from petnet.loss import count_timing_loss
-from petnet.metrics import score
+from petnet.metrics import PAPER_F1, Scores, score
 from petnet.model import ModelConfig
 from petnet.patches import hit_patches
 from petnet.singles import Singles
 from petnet.spikes import EncodingConfig, SpikeStream, densify, encode, window_starts
-from shared_hpc import EnergyMeter, get_comm, load_config, torch_distributed
+from shared_hpc import (
+    Comm,
+    DistInfo,
+    EnergyMeter,
+    EnergyReport,
+    Headline,
+    UserError,
+    get_comm,
+    load_config,
+    torch_distributed,
+)
+
+BEST_CHECKPOINT = "best.pt"  # the epoch with the best validation F1
+LAST_CHECKPOINT = "last.pt"  # the latest epoch, with the optimiser's state for resume
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; ``batch_size`` is per rank (patches or windows)."""
+    """Optimisation settings.
+
+    Attributes:
+        epochs: Passes over the training data.
+        batch_size: Samples per step and rank (patches for ring, windows for dense).
+        window_bins: Time bins per training window (dense architecture).
+        lr: Peak learning rate of the one-cycle schedule.
+        timing_weight: Weight of the spike-timing term of the loss.
+        count_window_bins: Bins per window of the spike-count term; none: the whole sample,
+            as in the paper.
+        miss_weight: Cost of a missed target spike relative to an extra spike.
+        grad_clip: Largest gradient norm.
+        validation_fraction: Last part of the data (in time) used for validation when no
+            validation singles are given.
+        max_steps_per_epoch: At most this many steps per epoch; none: the whole data.
+        seed: Seed of the initial weights, the sample order and the training noise.
+    """
 
     epochs: int = 5
     batch_size: int = 512
-    window_bins: int = 64  # dense architecture: time bins per training window
+    window_bins: int = 64
     lr: float = 2e-3
     timing_weight: float = 0.1
-    count_window_bins: int | None = 1  # None: count over the whole sample, as in the paper
-    miss_weight: float = 2.0  # cost of a missed target spike relative to an extra spike
+    count_window_bins: int | None = 1
+    miss_weight: float = 2.0
     grad_clip: float = 1.0
     validation_fraction: float = 0.2
     max_steps_per_epoch: int | None = None
@@ -51,44 +83,83 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.window_bins < 8:
-            raise ValueError("epochs and batch_size must be >= 1, window_bins >= 8")
+            raise UserError("epochs and batch_size must be >= 1, window_bins >= 8")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise UserError(f"lr must be > 0, got {self.lr}")
         if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError("validation_fraction must be in (0, 1)")
+            raise UserError("validation_fraction must be in (0, 1)")
         if not self.miss_weight > 0:
-            raise ValueError(f"miss_weight must be > 0, got {self.miss_weight}")
+            raise UserError(f"miss_weight must be > 0, got {self.miss_weight}")
         if self.count_window_bins is not None and self.count_window_bins < 1:
-            raise ValueError("count_window_bins must be >= 1 or None")
+            raise UserError("count_window_bins must be >= 1 or None")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError("max_steps_per_epoch must be >= 1 or None")
+            raise UserError("max_steps_per_epoch must be >= 1 or None")
 
 
 @dataclass(frozen=True)
 class PETNetConfig:
-    """Everything a training run needs besides data; loadable from TOML sections."""
+    """Everything a training run needs besides data; TOML tables ``[model]``, ``[encoding]``,
+    ``[train]``, flags ``--model.*``, ``--encoding.*``, ``--train.*``.
+
+    Attributes:
+        model: The network's shape and neurons.
+        encoding: How singles become spike trains.
+        train: The optimisation.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
+    """What a training run reached.
+
+    Args:
+        best_f1: Best validation coincidence F1 over the epochs.
+        best_epoch: The epoch that reached it (saved as ``best.pt``).
+        history: Per epoch: loss, validation F1, precision, recall and seconds.
+        best_checkpoint: ``best.pt``.
+        last_checkpoint: ``last.pt`` (for resume).
+        world_size: Ranks that trained.
+        energy: Energy and wall time of the training alone, summed over nodes.
+    """
+
     best_f1: float
     best_epoch: int
     history: list[dict[str, float]]
     best_checkpoint: Path
     last_checkpoint: Path
-    wall_time_s: float
-    energy: dict[str, Any] | None
     world_size: int
+    energy: EnergyReport
+
+    def metrics(self) -> dict[str, Any]:
+        """Best F1, its epoch, the history and the number of ranks, for a run record."""
+        return {
+            "best_val_f1": self.best_f1,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "world_size": self.world_size,
+        }
+
+    def headline(self) -> Headline:
+        """The best validation F1 beside the paper's."""
+        return Headline("validation coincidence F1", round(self.best_f1, 4), paper=PAPER_F1)
 
 
 def split_by_time(singles: Singles, validation_fraction: float) -> tuple[Singles, Singles]:
-    """Earlier part for training, the last ``validation_fraction`` of the time for validation."""
+    """Earlier part for training, the last ``validation_fraction`` of the time for validation.
+
+    Args:
+        singles: Time-sorted singles.
+        validation_fraction: Share of the acquisition's time span for validation.
+
+    Raises:
+        UserError: Fewer than two singles.
+    """
     if len(singles) < 2:
-        raise ValueError("training needs at least two singles")
+        raise UserError("training needs at least two singles")
     t0, t1 = singles.time_ns[0], singles.time_ns[-1]
     cut = np.searchsorted(singles.time_ns, t0 + (1 - validation_fraction) * (t1 - t0))
     return singles.subset(slice(0, cut)), singles.subset(slice(cut, None))
@@ -129,12 +200,31 @@ def train(
     output_dir: str | os.PathLike[str],
     validation: Singles | None = None,
     resume: str | os.PathLike[str] | None = None,
-    comm: Any = None,
+    comm: Comm | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train on ``singles`` (ground truth needed); validation defaults to its last part."""
+    """Train PETNet; collective over ``comm`` (data parallel with more than one rank).
+
+    Args:
+        singles: Training singles with ground truth.
+        config: Model, encoding and optimisation.
+        output_dir: Folder for ``best.pt`` and ``last.pt`` (written by rank 0).
+        validation: Validation singles with ground truth; ``None``: the last
+            ``validation_fraction`` of ``singles`` (in time).
+        resume: A ``last.pt`` to continue from (same data, batch size, epochs and ranks).
+        comm: Communicator of the ranks that train (default: ``get_comm()``).
+        log: Called with one line per epoch.
+
+    Returns:
+        The result, built when the training has finished.
+
+    Raises:
+        UserError: Singles without ground truth, from different scanners, or too few for one
+            step.
+        CheckpointError: A ``resume`` checkpoint that is unreadable or does not fit this run.
+    """
     if not singles.has_truth or (validation is not None and not validation.has_truth):
-        raise ValueError("training needs singles with ground truth (decay_id, scattered)")
+        raise UserError("training needs singles with ground truth (decay_id, scattered)")
     comm = get_comm() if comm is None else comm
     output_dir = Path(output_dir)
     payload = None
@@ -146,18 +236,25 @@ def train(
     if validation is None:
         singles, validation = split_by_time(singles, config.train.validation_fraction)
     if validation.scanner != singles.scanner:
-        raise ValueError("training and validation singles come from different scanners")
+        raise UserError("training and validation singles come from different scanners")
     log = log or (lambda message: None)
-    started = time.perf_counter()
     with EnergyMeter(comm) as meter, torch_distributed(comm) as info:
-        result = _fit(singles, validation, config, output_dir, payload, info, log)
-    result.energy = meter.report.to_dict()
-    result.wall_time_s = time.perf_counter() - started
-    return result
+        best_f1, best_epoch, history = _fit(
+            singles, validation, config, output_dir, payload, info, log
+        )
+    return TrainResult(
+        best_f1=best_f1,
+        best_epoch=best_epoch,
+        history=history,
+        best_checkpoint=output_dir / BEST_CHECKPOINT,
+        last_checkpoint=output_dir / LAST_CHECKPOINT,
+        world_size=info.world_size,
+        energy=meter.report,
+    )
 
 
 def _resumed_config(
-    payload: dict[str, Any], config: PETNetConfig, world_size: int, path: Any
+    payload: dict[str, Any], config: PETNetConfig, world_size: int, path: str | os.PathLike[str]
 ) -> PETNetConfig:
     """The model and encoding stored in the checkpoint with this run's training settings;
     configuring a different (non-default) model or encoding, or rank count, is refused."""
@@ -185,9 +282,10 @@ def _fit(
     config: PETNetConfig,
     output_dir: Path,
     payload: dict[str, Any] | None,
-    info: Any,
+    info: DistInfo,
     log: Callable[[str], None],
-) -> TrainResult:
+) -> tuple[float, int, list[dict[str, float]]]:
+    """The training loop; returns the best validation F1, its epoch and the history."""
     rank, world = info.rank, info.world_size
     device = info.device
     cfg = config.train
@@ -200,7 +298,7 @@ def _fit(
     if cfg.max_steps_per_epoch is not None:
         steps = min(steps, cfg.max_steps_per_epoch)
     if steps < 1:
-        raise ValueError(
+        raise UserError(
             f"{len(samples)} training samples are too few for {world} rank(s) × batch size "
             f"{cfg.batch_size}; simulate longer or lower the batch size"
         )
@@ -233,7 +331,7 @@ def _fit(
         "world_size": world,
         "steps_per_epoch": steps,
     }
-    best_path, last_path = output_dir / "best.pt", output_dir / "last.pt"
+    best_path, last_path = output_dir / BEST_CHECKPOINT, output_dir / LAST_CHECKPOINT
     for epoch in range(start_epoch, cfg.epochs):
         tic = time.perf_counter()
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(samples))
@@ -305,10 +403,12 @@ def _fit(
         )
         if world > 1:
             dist.barrier()
-    return TrainResult(best_f1, best_epoch, history, best_path, last_path, 0.0, None, world)
+    return best_f1, best_epoch, history
 
 
-def _validate(sorter: PETNetSorter, singles: Singles, rank: int, world: int, device: Any):
+def _validate(
+    sorter: PETNetSorter, singles: Singles, rank: int, world: int, device: torch.device
+) -> Scores:
     """Each rank predicts its share; flags and spurious spikes are summed over ranks."""
     decoded = sorter.predict(singles, shard=(rank, world))
     flags = torch.from_numpy(decoded.flags.astype(np.int32)).to(device)

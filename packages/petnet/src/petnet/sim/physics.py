@@ -13,7 +13,12 @@ WATER_ELECTRONS_PER_CM3 = 3.3428e23  # 10 electrons per molecule, 1 g/cm³, 18.0
 
 
 def isotropic_directions(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Unit vectors uniform on the sphere, shape (n, 3)."""
+    """Unit vectors uniform on the sphere, shape (n, 3).
+
+    Args:
+        rng: The simulation's random numbers.
+        n: How many.
+    """
     cos_theta = rng.uniform(-1.0, 1.0, n)
     phi = rng.uniform(0.0, 2.0 * np.pi, n)
     sin_theta = np.sqrt(1.0 - cos_theta**2)
@@ -21,7 +26,13 @@ def isotropic_directions(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def rotate(direction: np.ndarray, cos_theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """Turn each unit vector by polar angle θ (given as cos θ) about itself, at azimuth φ."""
+    """Turn each unit vector by polar angle θ (given as cos θ) about itself, at azimuth φ.
+
+    Args:
+        direction: Unit vectors, shape (n, 3).
+        cos_theta: cos θ per vector.
+        phi: φ per vector, in radians.
+    """
     ux, uy, uz = direction.T
     sin_theta = np.sqrt(np.clip(1.0 - cos_theta**2, 0.0, None))
     cos_phi, sin_phi = np.cos(phi), np.sin(phi)
@@ -47,6 +58,11 @@ def acollinear_partner(
 
     The deviation from 180° is a two-dimensional Gaussian with the given FWHM per axis
     (about 0.5° in water), so its magnitude follows a Rayleigh law.
+
+    Args:
+        rng: The simulation's random numbers.
+        direction: Unit vectors of the first photons, shape (n, 3).
+        fwhm_deg: FWHM of the deviation per axis, in degrees.
     """
     n = len(direction)
     sigma = np.deg2rad(fwhm_deg) / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -55,7 +71,11 @@ def acollinear_partner(
 
 
 def klein_nishina_cross_section_cm2(energy_kev: np.ndarray) -> np.ndarray:
-    """Total Compton cross-section per free electron (Klein–Nishina), in cm²."""
+    """Total Compton cross-section per free electron (Klein–Nishina), in cm².
+
+    Args:
+        energy_kev: Photon energies in keV.
+    """
     k = np.asarray(energy_kev, dtype=float) / ELECTRON_MASS_KEV
     log_term = np.log1p(2.0 * k)
     term = (1.0 + k) / k**2 * (2.0 * (1.0 + k) / (1.0 + 2.0 * k) - log_term / k)
@@ -68,6 +88,9 @@ def water_attenuation_per_mm(energy_kev: np.ndarray) -> np.ndarray:
 
     Photoelectric absorption and Rayleigh scatter are below 1 % of it above 100 keV and
     are left out.
+
+    Args:
+        energy_kev: Photon energies in keV.
     """
     return WATER_ELECTRONS_PER_CM3 * klein_nishina_cross_section_cm2(energy_kev) / 10.0
 
@@ -79,6 +102,10 @@ def sample_klein_nishina(
 
     Rejection sampling of the Klein–Nishina differential cross-section
     dσ/dΩ ∝ P²(P + 1/P − sin²θ), P = E'/E, whose maximum 2 is at θ = 0.
+
+    Args:
+        rng: The simulation's random numbers.
+        energy_kev: Energies of the scattering photons in keV.
     """
     k = np.asarray(energy_kev, dtype=float) / ELECTRON_MASS_KEV
     cos_theta = np.empty_like(k)
@@ -100,6 +127,11 @@ def exit_distance_infinite_cylinder(
     """Distance along each ray from an origin inside the cylinder to its surface.
 
     Rays parallel to the axis never reach the surface: their distance is ``inf``.
+
+    Args:
+        origin: Start points, shape (n, 3).
+        direction: Unit vectors, shape (n, 3).
+        radius: Radius of the cylinder around the z axis.
     """
     x, y = origin[:, 0], origin[:, 1]
     ux, uy = direction[:, 0], direction[:, 1]
@@ -122,6 +154,13 @@ def finite_cylinder_interval(
     """Entry and exit distances (≥ 0) of rays through a closed cylinder along z.
 
     Rays that miss get entry == exit, so the path length inside is zero.
+
+    Args:
+        origin: Start points relative to the cylinder's centre, shape (n, 3).
+        direction: Unit vectors, shape (n, 3).
+        radius: Radius of the cylinder around the z axis.
+        z_min: Lower end of the cylinder along z.
+        z_max: Upper end of the cylinder along z.
     """
     n = len(origin)
     x, y, z = origin.T

@@ -7,7 +7,7 @@ Randoms are not added by hand; they appear because decays overlap in time.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,13 +28,26 @@ from petnet.sim.physics import (
 )
 from petnet.sim.sources import Source, WaterCylinder
 from petnet.singles import Singles
+from shared_hpc import UserError, config_to_dict
 
 ANNIHILATION_KEV = 511.0
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate: scanner, sources, optional water cylinder, physics switches."""
+    """What to simulate: scanner, sources, optional water cylinder, physics switches.
+
+    Attributes:
+        scanner: The scanner (a TOML table with ``Scanner`` fields).
+        sources: The sources (TOML tables ``[[sources]]`` with ``Source`` fields).
+        duration_s: Length of the acquisition in s.
+        seed: Seed of the random numbers; the same settings and seed give the same singles.
+        water: A water cylinder in which photons scatter; ``None``: no scatter.
+        acollinearity_fwhm_deg: FWHM of the deviation of the two photons from 180 degrees.
+        positron_range_mm: Standard deviation of the positron range per axis in mm.
+        max_scatter_orders: Compton scatters followed per photon.
+        chunk_decays: Decays simulated at once (bounds the memory, not the result).
+    """
 
     scanner: Scanner = field(default_factory=Scanner)
     sources: tuple[Source, ...] = (Source(),)
@@ -48,30 +61,40 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         if not self.sources:
-            raise ValueError("SimulationConfig needs at least one source")
+            raise UserError("SimulationConfig needs at least one source")
         if not (math.isfinite(self.duration_s) and self.duration_s > 0):
-            raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
+            raise UserError(f"duration_s must be > 0, got {self.duration_s}")
         if self.acollinearity_fwhm_deg < 0 or self.positron_range_mm < 0:
-            raise ValueError("acollinearity_fwhm_deg and positron_range_mm must be >= 0")
+            raise UserError("acollinearity_fwhm_deg and positron_range_mm must be >= 0")
         if self.max_scatter_orders < 0 or self.chunk_decays < 1:
-            raise ValueError("max_scatter_orders must be >= 0 and chunk_decays >= 1")
+            raise UserError("max_scatter_orders must be >= 0 and chunk_decays >= 1")
         for source in self.sources:
             if source.max_extent_mm() >= self.scanner.radius_mm:
-                raise ValueError(
+                raise UserError(
                     f"a {source.kind} source reaches {source.max_extent_mm():.1f} mm from the "
                     f"axis, outside the scanner bore of radius {self.scanner.radius_mm} mm"
                 )
 
     @property
     def total_activity_bq(self) -> float:
+        """Activity of all sources together in Bq."""
         return float(sum(s.activity_bq for s in self.sources))
 
     def expected_decays(self) -> float:
+        """Mean number of decays in the acquisition."""
         return self.total_activity_bq * self.duration_s
 
 
 def simulate(config: SimulationConfig) -> Singles:
-    """Run the acquisition and return the time-sorted singles with their ground truth."""
+    """Run the acquisition.
+
+    Args:
+        config: What to simulate.
+
+    Returns:
+        The time-sorted singles with their ground truth; ``meta`` holds the settings, the
+        number of decays and the dead-time losses.
+    """
     rng = np.random.default_rng(config.seed)
     scanner = config.scanner
     offsets = scanner.time_offsets()
@@ -121,7 +144,7 @@ def simulate(config: SimulationConfig) -> Singles:
         "seed": config.seed,
         "n_decays": len(decay_time),
         "dead_time_losses": int((~alive).sum()),
-        "config": _jsonable(asdict(config)),
+        "config": config_to_dict(config),
     }
     return Singles(**events, scanner=scanner, meta=meta)
 
@@ -203,11 +226,3 @@ def _scatter_in_water(
         )
         scattered[active] = True
     return origin, direction, energy, path, scattered
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

@@ -1,4 +1,5 @@
-"""Radioactive sources and the water cylinder that scatters their photons."""
+"""Radioactive sources and the water cylinder that scatters their photons: what a simulation
+puts into the scanner."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from shared_hpc import UserError
 
 SourceKind = Literal["point", "line", "cylinder"]
 
@@ -17,6 +20,14 @@ class Source:
     ``point``: at ``position_mm``. ``line``: uniform between ``position_mm`` and ``end_mm``.
     ``cylinder``: uniform in a cylinder along z of ``radius_mm`` and ``length_mm`` centred on
     ``position_mm`` (a phantom).
+
+    Attributes:
+        kind: Shape of the source: ``point``, ``line`` or ``cylinder``.
+        activity_bq: Activity in Bq.
+        position_mm: The point, the start of the line, or the centre of the cylinder (x, y, z).
+        end_mm: The end of a line source (x, y, z).
+        radius_mm: Radius of a cylinder source.
+        length_mm: Length of a cylinder source along z.
     """
 
     kind: SourceKind = "point"
@@ -28,16 +39,21 @@ class Source:
 
     def __post_init__(self) -> None:
         if self.kind not in ("point", "line", "cylinder"):
-            raise ValueError(f"Source.kind must be point, line or cylinder, got {self.kind!r}")
+            raise UserError(f"Source.kind must be point, line or cylinder, got {self.kind!r}")
         if not np.isfinite(self.activity_bq) or self.activity_bq < 0:
-            raise ValueError(f"Source.activity_bq must be finite and >= 0, got {self.activity_bq}")
+            raise UserError(f"Source.activity_bq must be finite and >= 0, got {self.activity_bq}")
         if self.kind == "cylinder" and not (self.radius_mm > 0 and self.length_mm > 0):
-            raise ValueError("a cylinder source needs radius_mm > 0 and length_mm > 0")
+            raise UserError("a cylinder source needs radius_mm > 0 and length_mm > 0")
         if len(self.position_mm) != 3 or len(self.end_mm) != 3:
-            raise ValueError("Source positions need three coordinates (x, y, z) in mm")
+            raise UserError("Source positions need three coordinates (x, y, z) in mm")
 
     def sample_positions(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Annihilation points (before positron range), shape (n, 3)."""
+        """Annihilation points (before positron range), shape (n, 3).
+
+        Args:
+            rng: The simulation's random numbers.
+            n: How many points.
+        """
         start = np.asarray(self.position_mm, dtype=float)
         if self.kind == "point":
             return np.broadcast_to(start, (n, 3)).copy()
@@ -59,7 +75,13 @@ class Source:
 
 @dataclass(frozen=True)
 class WaterCylinder:
-    """A water cylinder along z (the patient) in which photons Compton-scatter."""
+    """A water cylinder along z (the patient) in which photons Compton-scatter.
+
+    Attributes:
+        radius_mm: Radius in mm.
+        length_mm: Length along z in mm.
+        center_mm: Centre (x, y, z) in mm.
+    """
 
     radius_mm: float = 30.0
     length_mm: float = 60.0
@@ -67,4 +89,4 @@ class WaterCylinder:
 
     def __post_init__(self) -> None:
         if not (self.radius_mm > 0 and self.length_mm > 0):
-            raise ValueError("WaterCylinder needs radius_mm > 0 and length_mm > 0")
+            raise UserError("WaterCylinder needs radius_mm > 0 and length_mm > 0")

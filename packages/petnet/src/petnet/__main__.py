@@ -1,0 +1,5 @@
+"""``python -m petnet``: the same command line as ``petnet``."""
+
+from petnet.cli import main
+
+raise SystemExit(main())
