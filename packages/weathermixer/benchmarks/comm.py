@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from common import RESULTS, table, write_section
+from common import RESULTS, write_section
 from weathermixer.benchmark import PRESETS
 from weathermixer.commmodel import Network, data_parallel_bytes, jigsaw_bytes, step_time
 from weathermixer.grid import GridSpec
 from weathermixer.model import ModelConfig, flops_per_sample, parameter_count
+
+from shared_hpc import load_config
+from shared_hpc.bench import markdown_table
 
 MiB = 2**20
 # Projection settings: A100 nodes of 4 GPUs as in the paper's systems (HoreKa, JUWELS Booster).
@@ -30,7 +33,7 @@ GLOBAL_BATCH = 256
 
 
 def measured_rows(scaling: dict) -> list[list[str]]:
-    cfg = ModelConfig(**{**scaling["grid_model"], "grid": tuple(scaling["grid_model"]["grid"])})
+    cfg = load_config(ModelConfig, scaling["grid_model"])
     rows = []
     for run in scaling["grids"]:
         if run["ranks"] == 1:
@@ -106,7 +109,7 @@ def main() -> None:
         "for NCCL. The model and the count agree exactly (also asserted in "
         "`tests/test_mpi.py`); the kernel saw "
         f"{min(ratios):.4f}–{max(ratios):.4f} × the model.\n\n"
-        + table(
+        + markdown_table(
             [
                 "grid × replicas",
                 "rank",
@@ -129,7 +132,7 @@ def main() -> None:
         "and all-reduces 1/4 of the gradients across nodes, data parallelism all-reduces all "
         "of them. 'none': no overlap of communication and compute (lower bound); "
         "'overlapped': the gradient all-reduce hides behind the backward pass.\n\n"
-        + table(["scheme", "overlap", *[f"{g} GPUs" for g in gpus]], proj_rows)
+        + markdown_table(["scheme", "overlap", *[f"{g} GPUs" for g in gpus]], proj_rows)
         + "\nPaper (abstract): 68 % and 72 % scaling efficiency at 256 GPUs with Jigsaw against "
         "51 % with data parallelism only, on two systems. The projection reproduces the "
         "direction and rough size of that gap under these assumptions; it does not replace a "

@@ -1,48 +1,22 @@
-"""Helpers of the benchmark scripts: the machine's description and BENCHMARKS.md sections."""
+"""Helpers of the benchmark scripts: where results go, BENCHMARKS.md sections and the README's
+headline paragraph (the machine line, tables and block rewriting come from
+``shared_hpc.bench``)."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import re
 from pathlib import Path
 
-import torch
-
-from shared_hpc import replace_marked_block
-from shared_hpc.hardware import cpu_count, cpu_model
+from shared_hpc.bench import replace_marked_block
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-ORDER = ("skill", "scaling", "comm", "gpu")
-TITLE = (
-    "# Benchmarks of weathermixer\n\nEvery table below is written by a script in `benchmarks/`.\n"
-)
-
-
-def machine() -> str:
-    """One line naming the machine and how busy it was."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{cpu_model()}, {cpu_count()} logical CPUs, {gpu}, Linux {platform.release()}, "
-        f"torch {torch.__version__}; 1-minute load average at the end {load:.1f}"
-    )
 
 
 def write_section(name: str, text: str) -> Path:
-    """Replace the section ``name`` of BENCHMARKS.md (kept in the order of ORDER), then the
+    """Replace the section ``name`` of BENCHMARKS.md (appended if it is new), then the
     README's headline paragraph from whatever results exist."""
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text() if path.exists() else TITLE
-    sections = dict(re.findall(r"<!-- (\w+):start -->\n(.*?)<!-- \1:end -->", old, flags=re.S))
-    sections[name] = text.rstrip() + "\n"
-    body = [TITLE]
-    for key in (*ORDER, *sorted(set(sections) - set(ORDER))):
-        if key in sections:
-            body.append(f"<!-- {key}:start -->\n{sections[key]}<!-- {key}:end -->\n")
-    path.write_text("\n".join(body))
+    path = replace_marked_block(ROOT / "BENCHMARKS.md", name, text, append=True)
     update_readme()
     return path
 
@@ -103,9 +77,3 @@ def update_readme() -> None:
         + "\n\nDetails, machines and the communication model: [BENCHMARKS.md](BENCHMARKS.md).\n"
     )
     replace_marked_block(ROOT / "README.md", "headline", text)
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

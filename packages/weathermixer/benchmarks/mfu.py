@@ -20,11 +20,13 @@ import time
 from dataclasses import replace
 
 import torch
-from common import RESULTS, machine, table, write_section
+from common import RESULTS, write_section
 from weathermixer.benchmark import PRESETS, run_benchmark
+from weathermixer.config import BenchmarkConfig
 from weathermixer.model import flops_per_sample, parameter_count
 
-from shared_hpc import get_comm
+from shared_hpc import get_comm, write_json_atomic
+from shared_hpc.bench import machine_line, markdown_table
 
 
 def matmul_ceiling(n: int = 8192, repeats: int = 20) -> float:
@@ -71,17 +73,16 @@ def main() -> None:
     ceiling = matmul_ceiling()
     runs = []
     for compiled in (False,) if args.no_compile else (False, True):
-        r = run_benchmark(
-            cfg,
-            "1x1",
-            args.batch_size,
-            args.steps,
+        bench = BenchmarkConfig(
+            model=cfg,
+            batch_size=args.batch_size,
+            steps=args.steps,
             warmup=3,
             precision="bf16",
-            compile_model=compiled,
+            compile=compiled,
             peak_tflops=args.peak_tflops,
-            comm=get_comm(),
-        )[0]
+        )
+        r = run_benchmark(bench, get_comm()).metrics()["ranks"][0]
         runs.append(r)
         print(
             json.dumps(
@@ -93,10 +94,7 @@ def main() -> None:
             flush=True,
         )
         torch.cuda.empty_cache()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mfu.json").write_text(
-        json.dumps({"ceiling_tflops": ceiling, "runs": runs}, indent=1)
-    )
+    write_json_atomic(RESULTS / "mfu.json", {"ceiling_tflops": ceiling, "runs": runs})
     rows = [
         [
             "torch.compile" if r["compiled"] else "eager",
@@ -123,8 +121,8 @@ def main() -> None:
             f"{fl['train_step'] / 1e12:.2f} TFLOP per sample and step. Peak {args.peak_tflops:g} "
             f"TFLOP/s (dense bf16); measured bf16 matmul ceiling in the same run "
             f"{ceiling:.0f} TFLOP/s. Paper: 23–28 % of peak at 256 GPUs. "
-            f"Machine: {machine()}; whole run {time.perf_counter() - began:.0f} s.\n\n"
-            + table(
+            f"Machine: {machine_line()}; whole run {time.perf_counter() - began:.0f} s.\n\n"
+            + markdown_table(
                 [
                     "mode",
                     "ms/step",

@@ -20,15 +20,31 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from common import RESULTS, machine, table, write_section
+from common import RESULTS, write_section
 from weathermixer.benchmark import run_benchmark
-from weathermixer.model import ModelConfig
+from weathermixer.config import BenchmarkConfig, ModelConfig
 
-from shared_hpc import get_comm
+from shared_hpc import (
+    RunRecord,
+    config_to_dict,
+    find_mpiexec,
+    get_comm,
+    serial_environ,
+    write_json_atomic,
+)
+from shared_hpc.bench import machine_line, markdown_table
 
-SIZE_MODEL = ModelConfig(patch=2, embed_dim=64, token_hidden=128, channel_hidden=256, depth=2)
-GRID_MODEL = ModelConfig(
-    grid=(64, 128), patch=2, embed_dim=128, token_hidden=256, channel_hidden=512, depth=2
+SIZE_MODEL = ModelConfig(
+    patch=2,
+    embed_dim=64,
+    token_hidden=128,
+    channel_hidden=256,
+    depth=2,
+    state_channels=12,
+    extra_channels=4,
+)
+GRID_MODEL = replace(
+    SIZE_MODEL, grid=(64, 128), embed_dim=128, token_hidden=256, channel_hidden=512
 )
 RUNS = [  # (ranks, grid, batch per replica) at a global batch of 4
     (1, "1x1", 4),
@@ -50,8 +66,9 @@ def grid_sizes(rounds: int = 3) -> list[dict]:
     best: dict[int, dict] = {}
     for _ in range(rounds):
         for nlat in (16, 32, 64, 128):
-            cfg = replace(SIZE_MODEL, grid=(nlat, 2 * nlat))
-            r = run_benchmark(cfg, "1x1", batch_size=2, steps=5, warmup=2, comm=get_comm())[0]
+            model = replace(SIZE_MODEL, grid=(nlat, 2 * nlat))
+            bench = BenchmarkConfig(model=model, batch_size=2, steps=5, warmup=2)
+            r = run_benchmark(bench, get_comm()).metrics()["ranks"][0]
             r["points"] = nlat * 2 * nlat
             if nlat not in best or r["step_s"] < best[nlat]["step_s"]:
                 best[nlat] = r
@@ -60,7 +77,9 @@ def grid_sizes(rounds: int = 3) -> list[dict]:
 
 
 def process_grids() -> list[dict]:
-    mpiexec = str(Path(sys.executable).with_name("mpiexec"))
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        raise SystemExit("the process-grid runs need mpiexec")
     cfg = GRID_MODEL
     out = []
     for ranks, grid, batch in RUNS:
@@ -72,21 +91,21 @@ def process_grids() -> list[dict]:
                 str(ranks),
                 sys.executable,
                 "-m",
-                "weathermixer.cli",
+                "weathermixer",
                 "benchmark",
                 "--grid",
                 grid,
-                "--nlat",
-                str(cfg.grid[0]),
-                "--patch",
+                "--model.grid",
+                f"{cfg.grid[0]},{cfg.grid[1]}",
+                "--model.patch",
                 str(cfg.patch),
-                "--embed-dim",
+                "--model.embed-dim",
                 str(cfg.embed_dim),
-                "--token-hidden",
+                "--model.token-hidden",
                 str(cfg.token_hidden),
-                "--channel-hidden",
+                "--model.channel-hidden",
                 str(cfg.channel_hidden),
-                "--depth",
+                "--model.depth",
                 str(cfg.depth),
                 "--batch-size",
                 str(batch),
@@ -99,8 +118,8 @@ def process_grids() -> list[dict]:
                 "--output",
                 str(result),
             ]
-            subprocess.run(cmd, check=True, timeout=900, capture_output=True)
-            ranks_out = json.loads(result.read_text())["ranks"]
+            subprocess.run(cmd, check=True, timeout=900, capture_output=True, env=serial_environ())
+            ranks_out = RunRecord.read(result).metrics["ranks"]
         out.append({"ranks": ranks, "grid": grid, "batch": batch, "per_rank": ranks_out})
         r0 = ranks_out[0]
         print(f"{ranks} ranks {grid} (batch {batch}): {r0['step_s'] * 1e3:.0f} ms", flush=True)
@@ -114,18 +133,15 @@ def main() -> None:
     old = json.loads((RESULTS / "scaling.json").read_text()) if args.only else {}
     sizes = old["sizes"] if args.only == "grids" else grid_sizes()
     grids = old["grids"] if args.only == "sizes" else process_grids()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scaling.json").write_text(
-        json.dumps(
-            {
-                "sizes": sizes,
-                "grids": grids,
-                "grid_model": GRID_MODEL.__dict__,
-                "size_model": SIZE_MODEL.__dict__,
-                "machine": machine(),
-            },
-            indent=1,
-        )
+    write_json_atomic(
+        RESULTS / "scaling.json",
+        {
+            "sizes": sizes,
+            "grids": grids,
+            "grid_model": config_to_dict(GRID_MODEL),
+            "size_model": config_to_dict(SIZE_MODEL),
+            "machine": machine_line(),
+        },
     )
     write_section("scaling", report(sizes, grids))
 
@@ -173,13 +189,13 @@ def report(sizes: list[dict], grids: list[dict]) -> str:
         "## Time and memory per step\n\n"
         "`benchmarks/scaling.py`, synthetic inputs, fp32 on CPU, one torch thread per rank, "
         "medians of 5 steps after 2 warm-up steps (grid sizes: the fastest of 3 interleaved "
-        f"rounds). Machine: {machine()}; other helpers' jobs were running, so absolute times "
+        f"rounds). Machine: {machine_line()}; other helpers' jobs were running, so absolute times "
         "are noisy.\n\n"
         f"**Grid size** (one process; model: patch 2, embed 64, token hidden 128, channel "
         "hidden 256, depth 2, batch 2). The token-mixing hidden size is fixed, so time and "
         "activation memory grow linearly with the number of grid points (the time per point "
         "stays flat once the grid is large enough to amortise fixed costs):\n\n"
-        + table(
+        + markdown_table(
             [
                 "grid",
                 "points",
@@ -198,7 +214,7 @@ def report(sizes: list[dict], grids: list[dict]) -> str:
         "parameters, AdamW moments and activations once across its D·M ranks (1/P each); "
         "DDP keeps a full copy per rank. With 4 ranks on 2 cores the ranks share cores, so "
         "step times here show overheads, not speed-up:\n\n"
-        + table(
+        + markdown_table(
             [
                 "ranks",
                 "grid × replicas",

@@ -11,19 +11,25 @@ December of year two is the test period (one forecast per day, up to 120 h).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-from common import RESULTS, machine, skill_wins, table, write_section
-from weathermixer.config import ArchConfig, DataConfig, RunConfig, TrainConfig
-from weathermixer.evaluate import evaluate
-from weathermixer.simulate import SimulationConfig, generate
-from weathermixer.train import train
+from common import RESULTS, skill_wins, write_section
+from weathermixer.config import (
+    DataConfig,
+    EvaluateConfig,
+    ModelConfig,
+    RunConfig,
+    SimulationConfig,
+    TrainConfig,
+)
+from weathermixer.evaluate import TrainedRun, evaluate
+from weathermixer.simulate import generate
+from weathermixer.train import TrainResult, train
 
-from shared_hpc import get_comm
+from shared_hpc import get_comm, set_torch_threads, write_json_atomic
+from shared_hpc.bench import machine_line, markdown_table
 
 LEADS_H = [6.0, 24.0, 48.0, 72.0, 120.0]
 SHOWN = ("z500", "t850", "t2m", "u500", "msl")
@@ -45,8 +51,8 @@ def main() -> None:
         help="data and run directory (about 200 MB)",
     )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     comm = get_comm()
+    set_torch_threads(comm, args.threads)
     work = args.work
     data = work / "data.nc"
     began = time.perf_counter()
@@ -61,7 +67,7 @@ def main() -> None:
             test_period="2001-02-01:2001-12-31",
             preload=True,
         ),
-        model=ArchConfig(patch=4, embed_dim=192, token_hidden=256, channel_hidden=512, depth=4),
+        model=ModelConfig(patch=4, embed_dim=192, token_hidden=256, channel_hidden=512, depth=4),
         train=TrainConfig(
             steps=args.steps,
             batch_size=8,
@@ -79,15 +85,19 @@ def main() -> None:
         ),
         output=str(work / "run"),
     )
-    record = train(cfg, comm)
+    result = train(cfg, comm, progress=print)
     trained = time.perf_counter() - began - generated
-    tab = evaluate(work / "run", work, LEADS_H, stride_h=24.0, comm=comm)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "skill.json").write_text(json.dumps(tab, indent=1))
-    write_section("skill", report(tab, record, generated, trained, args))
+    skill = evaluate(
+        TrainedRun.open(work / "run"), EvaluateConfig(leads_h=LEADS_H, stride_h=24.0), comm
+    )
+    tab = skill.to_dict()
+    write_json_atomic(RESULTS / "skill.json", tab)
+    write_section("skill", report(tab, result, generated, trained, args))
 
 
-def report(tab: dict, record, generated: float, trained: float, args) -> str:
+def report(
+    tab: dict, result: TrainResult, generated: float, trained: float, args: argparse.Namespace
+) -> str:
     leads = tab["leads_h"]
     header = ["variable", "score", *[f"+{h:g} h" for h in leads]]
     rows = []
@@ -104,8 +114,8 @@ def report(tab: dict, record, generated: float, trained: float, args) -> str:
                 }[kind]
                 rows.append([name, f"{score.upper()} {label}", *[f"{v:.3g}" for v in values]])
     wins, cells = skill_wins(tab, SHOWN)
-    m = record.metrics
-    energy = record.energy
+    m = result.metrics()
+    energy = result.energy
     return (
         "## Skill on the generated data\n\n"
         f"`benchmarks/skill.py`: 2 simulated years on a 32 × 64 grid (T21 shallow-water "
@@ -119,13 +129,13 @@ def report(tab: dict, record, generated: float, trained: float, args) -> str:
         "and ACC; climatology: " + ", ".join(tab["climatology_terms"]) + " harmonics fitted per "
         "grid point "
         "to the training year.\n\n"
-        + table(header, rows)
+        + markdown_table(header, rows)
         + f"\nWeatherMixer beats both baselines in **{wins} of {cells}** (variable, score, lead) "
         "cells shown.\n\n"
         f"Generating the data took {generated:.0f} s, training {trained:.0f} s "
         f"({m['samples_per_s']:.0f} samples/s median), energy of training "
-        f"{energy['total_joules']:.0f} J ({'measured' if energy['measured'] else 'estimated'}, "
-        f"{energy['method']}). Machine: {machine()} (other jobs were running).\n"
+        f"{energy.total_joules:.0f} J ({'measured' if energy.measured else 'estimated'}, "
+        f"{energy.method}). Machine: {machine_line()} (other jobs were running).\n"
     )
 
 

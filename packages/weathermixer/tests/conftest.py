@@ -50,7 +50,7 @@ def era5_like(
 
 @pytest.fixture
 def make_era5():
-    """The :func:`era5_like` factory."""
+    """The ``era5_like`` factory."""
     return era5_like
 
 

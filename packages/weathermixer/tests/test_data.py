@@ -14,6 +14,8 @@ from weathermixer.data import (
     latitude_weights,
 )
 
+from shared_hpc import UserError
+
 
 def test_reads_channels_in_order(write_nc, make_era5):
     ds = make_era5()
@@ -50,8 +52,19 @@ def test_cds_dimension_names_are_accepted(write_nc, make_era5):
 
 def test_missing_variable_is_named(write_nc, make_era5):
     path = write_nc(make_era5().drop_vars("u10"))
-    with pytest.raises(ValueError, match=r"\['u10'\] not found"):
+    with pytest.raises(UserError, match=r"\['u10'\] not found"):
         Era5Store(path)
+
+
+def test_missing_file_and_bad_variable_sets_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="no such data file"):
+        Era5Store(tmp_path / "missing.nc")
+    with pytest.raises(UserError, match="no files match"):
+        Era5Store(str(tmp_path / "*.nc"))
+    with pytest.raises(UserError, match="need at least one level"):
+        Variables(levels=())
+    with pytest.raises(UserError, match="channel names repeat"):
+        DataConfig(surface=["t2m", "t2m"])
 
 
 def test_missing_static_field_is_named(write_nc, make_era5):
@@ -168,12 +181,14 @@ def test_periods_and_lead_time_checks():
     cfg = DataConfig(train_period="2000-01-01:2000-01-03", lead_time_h=9.0)
     times = np.datetime64("2000-01-01", "h") + np.arange(40) * np.timedelta64(6, "h")
     assert cfg.period("train", times).tolist() == list(range(12))
-    with pytest.raises(ValueError, match="not a multiple"):
+    with pytest.raises(UserError, match="not a multiple"):
         cfg.lead_steps(6 * 3600)
-    with pytest.raises(ValueError, match="holds no time steps"):
+    with pytest.raises(UserError, match="holds no time steps"):
         DataConfig(valid_period="2001-01-01:2001-02-01").period("valid", times)
-    with pytest.raises(ValueError, match="START:END"):
-        DataConfig(test_period="yesterday").period("test", times)
+    with pytest.raises(UserError, match="START:END"):  # refused when the config is made
+        DataConfig(test_period="yesterday")
+    with pytest.raises(UserError, match="lead_time_h must be positive"):
+        DataConfig(lead_time_h=0)
 
 
 def test_zarr_store_reads_like_netcdf(tmp_path, make_era5):

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from weathermixer.grid import GridSpec, check_grid
 from weathermixer.model import (
     ModelConfig,
     WeatherMixer,
@@ -15,6 +16,8 @@ from weathermixer.model import (
     patchify,
     unpatchify,
 )
+
+from shared_hpc import UserError
 
 
 def test_forward_and_rollout_shapes(tiny_cfg):
@@ -82,7 +85,26 @@ def test_cost_is_linear_in_grid_points(tiny_cfg):
 
 
 def test_bad_model_shapes_are_refused(tiny_cfg):
-    with pytest.raises(ValueError, match="not divisible by the patch size"):
+    with pytest.raises(UserError, match="not divisible by the patch size"):
         WeatherMixer(replace(tiny_cfg, grid=(15, 32)))
-    with pytest.raises(ValueError, match="depth must be >= 1"):
+    with pytest.raises(UserError, match="depth must be >= 1"):
         WeatherMixer(replace(tiny_cfg, depth=0))
+    with pytest.raises(UserError, match="extra_channels must be >= 0"):
+        replace(tiny_cfg, extra_channels=-1)
+
+
+def test_the_shape_comes_from_the_data_and_a_contradiction_is_refused():
+    size = ModelConfig(patch=4, embed_dim=16, token_hidden=16, channel_hidden=32, depth=1)
+    with pytest.raises(UserError, match=r"model\.state_channels, model\.extra_channels"):
+        WeatherMixer(size)
+    with pytest.raises(UserError, match=r"model\.state_channels"):
+        check_grid(GridSpec(), 1, size)
+    fitted = size.for_data(12, 4, (32, 64))
+    assert (fitted.state_channels, fitted.extra_channels, fitted.grid) == (12, 4, (32, 64))
+    assert replace(fitted, state_channels=None) == replace(size, extra_channels=4, grid=(32, 64))
+    assert fitted.for_data(12, 4, (32, 64)) == fitted  # a matching value is fine
+    assert WeatherMixer(fitted).cfg == fitted
+    with pytest.raises(UserError, match=r"model\.grid is \(16, 32\) but the data has \(32, 64\)"):
+        replace(size, grid=(16, 32)).for_data(12, 4, (32, 64))
+    with pytest.raises(UserError, match=r"model\.state_channels is 5 but the data has 12"):
+        replace(size, state_channels=5).for_data(12, 4, (32, 64))

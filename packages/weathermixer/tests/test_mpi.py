@@ -23,7 +23,7 @@ from weathermixer.engine import Engine
 from weathermixer.grid import GridSpec, ProcessGrid
 from weathermixer.model import WeatherMixer, parameter_count
 
-from shared_hpc import get_comm, torch_distributed
+from shared_hpc import RunRecord, get_comm, torch_distributed
 
 pytestmark = pytest.mark.mpi(ranks=4)
 BATCH, ROLLOUT = 4, 2
@@ -185,33 +185,38 @@ def test_train_cli_on_2x2_then_resume_on_4x1(make_era5, shared_dir):
         make_era5(times=48, nlat=16).to_netcdf(shared_dir / "d.nc")
     comm.barrier()
     common = [
-        "--data",
+        "--data.path",
         str(shared_dir / "d.nc"),
-        "--batch-size",
+        "--train.batch-size",
         "2",
-        "--patch",
+        "--model.patch",
         "2",
-        "--embed-dim",
+        "--model.embed-dim",
         "8",
-        "--token-hidden",
+        "--model.token-hidden",
         "8",
-        "--channel-hidden",
+        "--model.channel-hidden",
         "16",
-        "--depth",
+        "--model.depth",
         "1",
-        "--checkpoint-every",
+        "--train.checkpoint-every",
         "2",
-        "--log-every",
+        "--train.log-every",
         "1",
-        "--val-every",
+        "--train.val-every",
         "100",
-        "--warmup-steps",
+        "--train.warmup-steps",
         "1",
     ]
     straight, moved = shared_dir / "straight", shared_dir / "moved"
-    assert main(["train", "--grid", "2x2", "--steps", "3", "--output", str(straight), *common]) == 0
-    assert main(["train", "--grid", "2x2", "--steps", "2", "--output", str(moved), *common]) == 0
-    assert main(["train", "--grid", "4x1", "--steps", "3", "--output", str(moved), *common]) == 0
+    steps = "--train.steps"
+    assert main(["train", "--grid", "2x2", steps, "3", "--output", str(straight), *common]) == 0
+    assert main(["train", "--grid", "2x2", steps, "2", "--output", str(moved), *common]) == 0
+    assert main(["train", "--grid", "4x1", steps, "3", "--output", str(moved), *common]) == 0
+    comm.barrier()  # rank 0 writes the record after the others are done
+    record = RunRecord.read(moved / "results.json")
+    assert record.metrics["steps_this_run"] == 1 and record.metrics["grid"] == "4x1"
+    assert record.environment["mpi_size"] == 4
     a = checkpoint.load_full(checkpoint.latest(straight / "checkpoints"))[0]
     b = checkpoint.load_full(checkpoint.latest(moved / "checkpoints"))[0]
     assert checkpoint.read_meta(checkpoint.latest(moved / "checkpoints"))["grid"] == "4x1"
@@ -225,56 +230,71 @@ def test_impossible_grid_fails_on_every_rank_without_hanging(make_era5, shared_d
     if comm.Get_rank() == 0:
         make_era5(times=12, nlat=8).to_netcdf(shared_dir / "d.nc")
     comm.barrier()
-    args = ["train", "--data", str(shared_dir / "d.nc"), "--output", str(shared_dir / "r")]
+    args = ["train", "--data.path", str(shared_dir / "d.nc"), "--output", str(shared_dir / "r")]
     assert main([*args, "--grid", "3x1"]) == 2
-    assert main([*args, "--grid", "1x4", "--embed-dim", "6"]) == 2
+    assert main([*args, "--grid", "1x4", "--model.embed-dim", "6"]) == 2
 
 
 @pytest.mark.parametrize("grid", ["2x2", "1x1"])
 def test_benchmark_bytes_counted_modelled_and_measured(tiny_cfg, grid):
     from weathermixer.benchmark import run_benchmark
     from weathermixer.commmodel import data_parallel_bytes
+    from weathermixer.config import BenchmarkConfig
 
-    results = run_benchmark(tiny_cfg, grid, batch_size=2, steps=2, warmup=1, comm=get_comm())
+    bench = BenchmarkConfig(model=tiny_cfg, grid=grid, batch_size=2, steps=2, warmup=1)
+    results = run_benchmark(bench, get_comm()).ranks
+    assert [r.rank for r in results] == [0, 1, 2, 3]
     spec = GridSpec.parse(grid)
     for r in results:
         if spec.size > 1:
-            d, m = (r["rank"] // spec.tensor) % spec.domain, r["rank"] % spec.tensor
-            model = jigsaw_bytes(tiny_cfg, spec, r["replicas"], d, m, 2, backend="gloo")
+            d, m = (r.rank // spec.tensor) % spec.domain, r.rank % spec.tensor
+            model = jigsaw_bytes(tiny_cfg, spec, r.replicas, d, m, 2, backend="gloo")
             model = sum(model.values())
-            assert r["comm_bytes_counted"] == model
+            assert r.comm_bytes_counted == model
         else:  # DDP buckets round each all-reduce separately: equal within a few bytes
-            model = sum(data_parallel_bytes(tiny_cfg, r["replicas"]).values())
-            assert abs(r["comm_bytes_counted"] - model) < 64
+            model = sum(data_parallel_bytes(tiny_cfg, r.replicas).values())
+            assert abs(r.comm_bytes_counted - model) < 64
         # what the kernel saw leave the process: the model plus gloo's framing per message
-        extra = r["comm_bytes_measured"] - model
-        assert 0 <= extra < 0.01 * model + 1024 * (r["comm_calls"] + 1)
+        extra = r.comm_bytes_measured - model
+        assert 0 <= extra < 0.01 * model + 1024 * (r.comm_calls + 1)
 
 
 def test_quick_demo_on_2x2_scores_like_one_process(shared_dir):
     """The demo on a 2×2 grid, then the same checkpoint evaluated on 2×2 and in one process:
     partial sums from bands and channel subsets give the same scores as whole fields."""
-    from weathermixer.evaluate import evaluate
+    from weathermixer.config import EvaluateConfig
+    from weathermixer.evaluate import TrainedRun, evaluate
 
     from shared_hpc import SerialComm
 
     comm = get_comm()
     assert main(["demo", "--output", str(shared_dir), "--quick", "--threads", "1"]) == 0
-    grid = evaluate(shared_dir / "run", shared_dir / "grid", [6.0, 12.0], grid="2x2", plots=False)
+    comm.barrier()  # rank 0 writes the record after the others are done
+    assert RunRecord.read(shared_dir / "results.json").metrics["grid"] == "2x2"
+    run = TrainedRun.open(shared_dir / "run")
+    grid = evaluate(run, EvaluateConfig(leads_h=[6.0, 12.0], grid="2x2"))
+    # the example map is gathered on rank 0 only, whole
+    assert (grid.example is not None) == (comm.Get_rank() == 0)
     if comm.Get_rank() == 0:
-        one = evaluate(
-            shared_dir / "run", shared_dir / "one", [6.0, 12.0], comm=SerialComm(), plots=False
-        )
+        assert grid.example.forecast.shape == (12, 16, 32)
+        one = evaluate(run, EvaluateConfig(leads_h=[6.0, 12.0]), comm=SerialComm())
         for kind in ("model", "persistence", "climatology"):
-            for name, scores in one[kind].items():
+            for name, scores in one.scores(kind).items():
                 for score in ("rmse", "acc"):
-                    if scores[score][0] is None:
+                    values = getattr(scores, score)
+                    if values[0] is None:
                         continue
                     torch.testing.assert_close(
-                        torch.tensor(grid[kind][name][score]),
-                        torch.tensor(scores[score]),
+                        torch.tensor(getattr(grid.scores(kind)[name], score)),
+                        torch.tensor(values),
                         rtol=1e-4,
                         atol=1e-6,
                         msg=f"{kind} {name}",
                     )
+        torch.testing.assert_close(
+            torch.tensor(grid.example.forecast),
+            torch.tensor(one.example.forecast),
+            rtol=1e-4,
+            atol=1e-3,
+        )
     comm.barrier()

@@ -10,6 +10,8 @@ from weathermixer.data import Era5Store
 from weathermixer.simulate import ShallowWater, SimulationConfig, regular_latitudes
 from weathermixer.sphere import GaussianGrid
 
+from shared_hpc import UserError
+
 
 def test_spectral_transforms_and_vector_identities():
     g = GaussianGrid(16, 10)
@@ -49,7 +51,7 @@ def test_generate_writes_cf_netcdf_the_reader_accepts(tmp_path):
     assert ds["msl"].min() > 90000 and ds["msl"].max() < 110000
     store = Era5Store(path)
     assert store.read(3).shape == (12, 16, 32)
-    assert not (tmp_path / ".sim.nc.partial").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["sim.nc"]  # no temporary file left
 
 
 def test_flow_changes_and_same_seed_repeats():
@@ -75,9 +77,13 @@ def test_flow_changes_and_same_seed_repeats():
     assert np.isfinite(a[-1]).all()
 
 
-def test_bad_simulation_settings():
-    with pytest.raises(ValueError, match="even number"):
-        SimulationConfig(nlat=15).check()
-    with pytest.raises(ValueError, match="divide 24"):
-        SimulationConfig(output_interval_h=5).check()
-    assert main(["generate", "--output", "x.nc", "--nlat", "7"]) == 2
+def test_bad_simulation_settings(tmp_path, capsys):
+    with pytest.raises(UserError, match="even number"):
+        SimulationConfig(nlat=15)
+    with pytest.raises(UserError, match="divide 24"):
+        SimulationConfig(output_interval_h=5)
+    with pytest.raises(UserError, match="start must be a date"):
+        SimulationConfig(start="tomorrow")
+    assert main(["generate", "--output", str(tmp_path / "x.nc"), "--nlat", "7"]) == 2
+    assert "nlat must be an even number >= 8, got 7" in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()

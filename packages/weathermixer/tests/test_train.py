@@ -1,18 +1,25 @@
-"""Training in one process: schedule, resume, and bad input (NaN losses, broken checkpoints)."""
+"""Training in one process: schedule, resume, the typed result, and bad input (NaN losses,
+broken checkpoints, a model that contradicts the data or the checkpoint)."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from weathermixer import checkpoint
-from weathermixer.config import ArchConfig, DataConfig, RunConfig, TrainConfig
-from weathermixer.train import batch_indices, train
+from weathermixer.checkpoint import CheckpointError
+from weathermixer.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from weathermixer.train import TrainingDiverged, batch_indices, train
 
-ARCH = ArchConfig(patch=2, embed_dim=8, token_hidden=8, channel_hidden=16, depth=1)
+from shared_hpc import UserError
+
+ARCH = ModelConfig(patch=2, embed_dim=8, token_hidden=8, channel_hidden=16, depth=1)
 
 
-def _cfg(path, out, steps, **train) -> RunConfig:
+def _cfg(path, out, steps, model=ARCH, **train) -> RunConfig:
     settings = (
         dict(
             steps=steps,
@@ -26,7 +33,7 @@ def _cfg(path, out, steps, **train) -> RunConfig:
         | train
     )
     return RunConfig(
-        data=DataConfig(path=str(path)), model=ARCH, train=TrainConfig(**settings), output=str(out)
+        data=DataConfig(path=str(path)), model=model, train=TrainConfig(**settings), output=str(out)
     )
 
 
@@ -64,8 +71,9 @@ def test_resume_gives_the_same_next_step(write_nc, make_era5, tmp_path):
     train(_cfg(data, straight, 3), progress=None)
     resumed = tmp_path / "resumed"
     train(_cfg(data, resumed, 2), progress=None)
-    record = train(_cfg(data, resumed, 3), progress=None)  # resumes from step 2
-    assert record.metrics["steps_this_run"] == 1
+    result = train(_cfg(data, resumed, 3), progress=None)  # resumes from step 2
+    assert result.steps_this_run == 1
+    assert result.metrics()["steps_this_run"] == 1
     a, b = _params(straight), _params(resumed)
     for name in a:
         assert torch.equal(a[name], b[name]), name
@@ -74,8 +82,9 @@ def test_resume_gives_the_same_next_step(write_nc, make_era5, tmp_path):
 def test_diverging_training_stops_with_a_clear_error(write_nc, make_era5, tmp_path):
     data = write_nc(make_era5(times=48, nlat=8))
     cfg = _cfg(data, tmp_path / "run", 6, lr=1e12, grad_clip=0.0, warmup_steps=1)
-    with pytest.raises(FloatingPointError, match=r"lower train\.lr"):
+    with pytest.raises(FloatingPointError, match=r"lower train\.lr") as error:
         train(cfg, progress=None)
+    assert isinstance(error.value, TrainingDiverged) and isinstance(error.value, UserError)
 
 
 def test_corrupt_or_missing_checkpoints_are_refused(write_nc, make_era5, tmp_path):
@@ -84,11 +93,47 @@ def test_corrupt_or_missing_checkpoints_are_refused(write_nc, make_era5, tmp_pat
     train(_cfg(data, out, 2), progress=None)
     last = checkpoint.latest(out / "checkpoints")
     (last / "shard-d0-m0.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"shard-d0-m0\.pt is not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"shard-d0-m0\.pt is not a readable checkpoint"):
         train(_cfg(data, out, 3), progress=None)
     (out / "checkpoints" / "latest").write_text("step-000099\n")
-    with pytest.raises(ValueError, match="incomplete or missing"):
+    with pytest.raises(CheckpointError, match="incomplete or missing"):
         checkpoint.latest(out / "checkpoints")
+
+
+def test_a_model_that_contradicts_the_data_or_the_checkpoint_is_refused(
+    write_nc, make_era5, tmp_path
+):
+    data = write_nc(make_era5(times=48, nlat=8))
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match=r"model\.grid is \(16, 32\) but the data has \(8, 16\)"):
+        train(_cfg(data, out, 2, model=replace(ARCH, grid=(16, 32))), progress=None)
+    assert not out.exists()  # refused before any work
+    train(_cfg(data, out, 2), progress=None)
+    with pytest.raises(CheckpointError, match="holds a different model"):
+        train(_cfg(data, out, 3, model=replace(ARCH, depth=2)), progress=None)
+
+
+def test_the_result_describes_the_run_and_the_checkpoint_the_whole_model(
+    write_nc, make_era5, tmp_path
+):
+    data = write_nc(make_era5(times=48, nlat=8))
+    result = train(_cfg(data, tmp_path / "run", 4, val_every=4), progress=None)
+    assert result.config.model == replace(ARCH, state_channels=12, extra_channels=4, grid=(8, 16))
+    lines = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    log = [json.loads(line) for line in lines]
+    losses = [e["loss"] for e in log if "loss" in e]
+    assert result.final_train_loss == pytest.approx(losses[-1])
+    assert result.valid_loss == pytest.approx(next(e["val_loss"] for e in log if "val_loss" in e))
+    metrics = result.metrics()
+    assert metrics["steps"] == metrics["steps_this_run"] == 4
+    assert metrics["samples_per_s"] == pytest.approx(2 / result.median_step_s)
+    assert metrics["energy_j_per_step"] == pytest.approx(result.energy.total_joules / 4)
+    assert metrics["parameters"] == metrics["parameters_this_rank"] > 0
+    headline = result.headline()
+    assert headline.value == result.valid_loss and not headline.higher_is_better
+    meta = checkpoint.read_meta(checkpoint.latest(tmp_path / "run" / "checkpoints"))
+    assert checkpoint.model_config(meta) == result.config.model
+    assert meta["config"]["model"] == meta["model"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -100,11 +145,11 @@ def test_training_lowers_the_loss(write_nc, make_era5, tmp_path, precision):
         base = ds[name].values[0]
         ds[name].values[:] = np.stack([np.roll(base, k, axis=-1) for k in range(64)])
     data = write_nc(ds)
-    record = train(_cfg(data, tmp_path / "run", 30, lr=3e-3, precision=precision), progress=None)
+    result = train(_cfg(data, tmp_path / "run", 30, lr=3e-3, precision=precision), progress=None)
     log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     losses = [float(line.split('"loss": ')[1].split(",")[0]) for line in log if '"loss"' in line]
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
-    assert record.energy["seconds"] > 0
+    assert result.energy.seconds > 0
 
 
 def test_pushforward_rollout_keeps_values_and_cuts_gradients(tiny_cfg):

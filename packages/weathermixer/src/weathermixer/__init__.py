@@ -1,23 +1,33 @@
 """WeatherMixer global weather model with Jigsaw domain × tensor parallelism.
 
-Also: an ERA5-style xarray reader (:mod:`weathermixer.data`), a shallow-water data generator
-(:mod:`weathermixer.simulate`) and WeatherBench 2 scores (:mod:`weathermixer.metrics`).
+Also: an ERA5-style xarray reader (``weathermixer.data``), a shallow-water data generator
+(``weathermixer.simulate``) and WeatherBench 2 scores (``weathermixer.metrics``). Training
+returns a ``TrainResult``, evaluation a ``Skill``; the command line writes their run records.
 """
 
 from weathermixer.__about__ import __version__
-from weathermixer.config import ArchConfig, DataConfig, RunConfig, TrainConfig
+from weathermixer.config import (
+    BenchmarkConfig,
+    DataConfig,
+    EvaluateConfig,
+    ModelConfig,
+    RunConfig,
+    SimulationConfig,
+    TrainConfig,
+)
 from weathermixer.data import Era5Store, ForecastSamples, NormStats, Variables
-from weathermixer.evaluate import evaluate
+from weathermixer.evaluate import Skill, TrainedRun, evaluate
 from weathermixer.grid import GridSpec, ProcessGrid
 from weathermixer.jigsaw import JigsawWeatherMixer
-from weathermixer.model import ModelConfig, WeatherMixer
-from weathermixer.simulate import SimulationConfig, generate
-from weathermixer.train import train
+from weathermixer.model import WeatherMixer
+from weathermixer.simulate import generate
+from weathermixer.train import Trainer, TrainResult, train
 
 __all__ = [
-    "ArchConfig",
+    "BenchmarkConfig",
     "DataConfig",
     "Era5Store",
+    "EvaluateConfig",
     "ForecastSamples",
     "GridSpec",
     "JigsawWeatherMixer",
@@ -26,7 +36,11 @@ __all__ = [
     "ProcessGrid",
     "RunConfig",
     "SimulationConfig",
+    "Skill",
     "TrainConfig",
+    "TrainResult",
+    "TrainedRun",
+    "Trainer",
     "Variables",
     "WeatherMixer",
     "__version__",

@@ -2,12 +2,12 @@
 
 Synthetic inputs (random normalised fields) isolate the model from I/O. Per rank it reports:
 step time, samples/s, achieved model TFLOP/s (FLOPs from
-:func:`~weathermixer.model.flops_per_sample`, 3× forward per training step) and the fraction
-of a given peak (MFU); parameter, gradient and
-AdamW bytes; activation bytes saved for backward (counted with ``saved_tensors_hooks``, so
-nothing is guessed); peak device memory (CUDA) or peak resident set size (CPU); and the bytes
-sent per step, both counted at every collective and measured by the kernel (``wchar`` of
-``/proc/self/io``, which counts the socket writes of gloo; not available for NCCL).
+``weathermixer.model.flops_per_sample``, 3× forward per training step) and the fraction of a
+given peak (MFU); parameter, gradient and AdamW bytes; activation bytes saved for backward
+(counted with ``saved_tensors_hooks``, so nothing is guessed); peak device memory (CUDA) or
+peak resident set size (CPU); and the bytes sent per step, both counted at every collective and
+measured by the kernel (``wchar`` of ``/proc/self/io``, which counts the socket writes of gloo;
+not available for NCCL).
 """
 
 from __future__ import annotations
@@ -15,23 +15,23 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from shared_hpc import Comm, Headline, get_comm, torch_distributed
 from weathermixer.collectives import count_bytes
-from weathermixer.engine import Engine
+from weathermixer.config import BenchmarkConfig
+from weathermixer.engine import Engine, autocast
 from weathermixer.grid import GridSpec, ProcessGrid, check_grid
 from weathermixer.model import ModelConfig, flops_per_sample, parameter_count
-from weathermixer.train import autocast, distributed, pick_device
 
 PRESETS = {
-    # The demo's model on the demo's grid.
-    "small": ModelConfig(
-        grid=(32, 64), patch=2, embed_dim=128, token_hidden=256, channel_hidden=512, depth=4
-    ),
+    # The default model on the demo's data shape (12 + 4 channels, 32 × 64).
+    "small": BenchmarkConfig().model,
     # For MFU on one GPU: 0.25° ERA5 (720 × 1440 rows used), 69 + 4 channels, patch 8
     # → 16 200 tokens, ~0.6 B parameters.
     "large": ModelConfig(
@@ -47,9 +47,36 @@ PRESETS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchResult:
-    """One rank's measurements (see the module docstring)."""
+    """One rank's measurements (see the module docstring).
+
+    Attributes:
+        grid: Process grid DxM.
+        replicas: Data-parallel replicas.
+        world_size: Ranks.
+        rank: This rank.
+        device: Its device.
+        precision: The precision setting.
+        compiled: Whether the model was compiled.
+        batch_per_replica: Samples per replica and step.
+        step_s: Median wall time of a step.
+        samples_per_s: Samples of the global batch per second.
+        tflops_per_rank: Model TFLOP/s of this rank.
+        mfu: Model FLOP utilisation of the given peak (``None`` without one).
+        parameters_total: Parameters of the whole model.
+        parameters_rank: Parameters this rank stores.
+        param_bytes: Bytes of this rank's parameters.
+        grad_bytes: Bytes of their gradients.
+        optimizer_bytes: Bytes of this rank's AdamW state.
+        activation_bytes: Bytes autograd saved for backward in one step.
+        peak_memory_bytes: Peak device memory (CUDA) or resident set size (CPU).
+        comm_bytes_counted: Bytes sent per step, counted at the collectives.
+        comm_calls: Collective calls per step.
+        comm_bytes_by_group: Bytes sent per step by group.
+        comm_bytes_measured: Bytes written per step as the kernel saw them (CPU; else
+            ``None``).
+    """
 
     grid: str
     replicas: int
@@ -87,9 +114,50 @@ def _wchar() -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class BenchmarkRun:
+    """Every rank's measurements of one benchmark.
+
+    Attributes:
+        ranks: One ``BenchResult`` per rank, in rank order.
+    """
+
+    ranks: list[BenchResult]
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures of a run record: every rank's measurements."""
+        return {"ranks": [asdict(r) for r in self.ranks]}
+
+    def headline(self) -> Headline:
+        """Training throughput of the whole process grid."""
+        return Headline("training samples per second", self.ranks[0].samples_per_s, "samples/s")
+
+    def summary(self) -> str:
+        """A line for the run and one per rank."""
+        r0 = self.ranks[0]
+        lines = [
+            f"grid {r0.grid} × {r0.replicas} replicas on {r0.device}: "
+            f"{r0.step_s * 1e3:.1f} ms/step, {r0.samples_per_s:.2f} samples/s"
+        ]
+        for r in self.ranks:
+            mfu = f" MFU {100 * r.mfu:.1f} %" if r.mfu is not None else ""
+            lines.append(
+                f"  rank {r.rank}: {r.tflops_per_rank:.3f} TFLOP/s{mfu}, "
+                f"params {r.parameters_rank:,} of {r.parameters_total:,}, "
+                f"activations {r.activation_bytes / 2**20:.1f} MiB, "
+                f"peak {r.peak_memory_bytes / 2**20:.0f} MiB, "
+                f"sent {r.comm_bytes_counted / 2**20:.2f} MiB/step"
+            )
+        return "\n".join(lines)
+
+
 @contextlib.contextmanager
-def saved_activation_bytes() -> Any:
-    """Count bytes of distinct non-parameter tensors autograd saves inside the block."""
+def saved_activation_bytes() -> Iterator[tuple[dict[str, int], set[int]]]:
+    """Count bytes of distinct non-parameter tensors autograd saves inside the block.
+
+    Yields ``(counter, params)``: add the data pointers of parameters to ``params`` (they are
+    not counted); ``counter["bytes"]`` holds the count when the block ends.
+    """
     seen: dict[int, int] = {}
     params: set[int] = set()
 
@@ -119,30 +187,26 @@ def _count_ddp(engine: Engine) -> None:
     engine.runner.register_comm_hook(engine.grid.replica.pg, hook)
 
 
-def run_benchmark(
-    cfg: ModelConfig,
-    grid: str = "1x1",
-    batch_size: int = 2,
-    steps: int = 5,
-    warmup: int = 2,
-    precision: str = "auto",
-    compile_model: bool = False,
-    peak_tflops: float | None = None,
-    comm: Any = None,
-) -> list[dict[str, Any]]:
-    """Benchmark training steps; returns every rank's :class:`BenchResult` (as dicts) on each
-    rank. Collective over ``comm``."""
-    from shared_hpc import get_comm
+def run_benchmark(bench: BenchmarkConfig, comm: Comm | None = None) -> BenchmarkRun:
+    """Time training steps on synthetic inputs (collective over ``comm``).
 
-    comm = comm or get_comm()
-    spec = GridSpec.parse(grid)
+    Args:
+        bench: Model, process grid, batch, steps and precision.
+        comm: Communicator of all ranks (default: ``get_comm()``).
+
+    Returns:
+        Every rank's measurements, on every rank.
+
+    Raises:
+        UserError: The process grid does not fit the ranks or the model.
+    """
+    comm = get_comm() if comm is None else comm
+    cfg = bench.model
+    spec = GridSpec.parse(bench.grid)
+    batch_size, precision, compile_model = bench.batch_size, bench.precision, bench.compile
     check_grid(spec, comm.Get_size(), cfg)
-    if steps < 1 or warmup < 0 or batch_size < 1:
-        raise ValueError("need steps >= 1, warmup >= 0 and batch_size >= 1")
-    if compile_model and spec.size > 1:
-        raise ValueError("torch.compile is supported on grid 1x1 (its collectives break graphs)")
-    with distributed(comm) as info:
-        device = pick_device(info)
+    with torch_distributed(comm) as info:
+        device = info.device
         pgrid = ProcessGrid.create(spec, cfg)
         torch.manual_seed(1234 + pgrid.r)
         engine = Engine(cfg, pgrid, device)
@@ -180,14 +244,14 @@ def run_benchmark(
 
         # saved-tensor hooks and torch.compile do not mix: no activation count when compiled
         activation = step(count_activations=not compile_model)
-        for _ in range(max(0, warmup - 1)):
+        for _ in range(max(0, bench.warmup - 1)):
             step()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times = []
         with count_bytes() as counter:
             before = _wchar()
-            for _ in range(steps):
+            for _ in range(bench.steps):
                 comm.barrier()
                 t0 = time.perf_counter()
                 step()
@@ -214,7 +278,7 @@ def run_benchmark(
             step_s=step_s,
             samples_per_s=global_batch / step_s,
             tflops_per_rank=tflops / spec.size,
-            mfu=(tflops / spec.size / peak_tflops) if peak_tflops else None,
+            mfu=(tflops / spec.size / bench.peak_tflops) if bench.peak_tflops else None,
             parameters_total=parameter_count(cfg),
             parameters_rank=params,
             param_bytes=params * 4,
@@ -227,13 +291,13 @@ def run_benchmark(
             ),
             activation_bytes=activation,
             peak_memory_bytes=int(peak),
-            comm_bytes_counted=counter.sent_bytes() // steps,
-            comm_calls=len(counter.records) // steps,
-            comm_bytes_by_group={k: v // steps for k, v in counter.by_group().items()},
+            comm_bytes_counted=counter.sent_bytes() // bench.steps,
+            comm_calls=len(counter.records) // bench.steps,
+            comm_bytes_by_group={k: v // bench.steps for k, v in counter.by_group().items()},
             comm_bytes_measured=(
-                (after - before) // steps
+                (after - before) // bench.steps
                 if after is not None and before is not None and device.type == "cpu"
                 else None
             ),
         )
-        return comm.allgather(asdict(result))
+        return BenchmarkRun(comm.allgather(result))

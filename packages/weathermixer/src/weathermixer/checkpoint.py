@@ -11,7 +11,7 @@ after every rank has written, rank 0 adds ``meta.json``, renames the folder and 
 ``latest`` atomically, so a crash at any moment leaves the previous checkpoint intact.
 
 On resume with the same grid a rank reads only its own file. With another grid every rank
-reassembles the full tensors from the old shards (:meth:`Layout.assemble`) and cuts its new
+reassembles the full tensors from the old shards (``Layout.assemble``) and cuts its new
 shard, so a run can move between process grids.
 """
 
@@ -26,12 +26,25 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from shared_hpc import write_json_atomic, write_text_atomic
+from shared_hpc import (
+    ConfigError,
+    UserError,
+    atomic_path,
+    config_to_dict,
+    load_config,
+    write_json_atomic,
+    write_text_atomic,
+)
+from weathermixer.engine import Engine
 from weathermixer.grid import GridSpec
 from weathermixer.jigsaw import Layout
 from weathermixer.model import ModelConfig
 
 MOMENTS = ("exp_avg", "exp_avg_sq")
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, incomplete, unreadable or of another model."""
 
 
 def _barrier() -> None:
@@ -42,12 +55,25 @@ def _barrier() -> None:
 def save(
     directory: str | os.PathLike[str],
     step: int,
-    engine: Any,
+    engine: Engine,
     optimizer: torch.optim.Optimizer,
     meta: dict[str, Any],
     keep: int = 2,
 ) -> Path | None:
-    """Write checkpoint ``step`` (collective over all ranks); returns its folder on rank 0."""
+    """Write checkpoint ``step`` (collective over all ranks).
+
+    Args:
+        directory: The run's ``checkpoints`` folder.
+        step: Steps done so far.
+        engine: The model on this rank.
+        optimizer: Its AdamW optimizer (the moments are saved with the shards).
+        meta: What else ``meta.json`` holds (e.g. the run's config); the step, the grid and
+            the model config are added.
+        keep: Newest checkpoints kept (older ones are deleted); 0 keeps all.
+
+    Returns:
+        The checkpoint's folder on rank 0, ``None`` on the other ranks.
+    """
     root = Path(directory)
     final = root / f"step-{step:06d}"
     partial = root / f"step-{step:06d}.partial"
@@ -67,16 +93,15 @@ def save(
                     payload[moment][name] = state[moment].reshape(-1).cpu()
             if "step" in state:
                 payload["adam_step"] = float(state["step"])
-        tmp = partial / f".shard-d{grid.d}-m{grid.m}.pt.tmp"
-        torch.save(payload, tmp)
-        os.replace(tmp, partial / f"shard-d{grid.d}-m{grid.m}.pt")
+        with atomic_path(partial / f"shard-d{grid.d}-m{grid.m}.pt") as tmp:
+            torch.save(payload, tmp)
     _barrier()
     if not rank0:
         _barrier()
         return None
     write_json_atomic(
         partial / "meta.json",
-        {**meta, "step": step, "grid": str(grid.spec), "model": engine.cfg.__dict__},
+        {**meta, "step": step, "grid": str(grid.spec), "model": config_to_dict(engine.cfg)},
     )
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
@@ -89,46 +114,79 @@ def save(
 
 
 def latest(directory: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint under ``directory``, or None."""
+    """The newest complete checkpoint under ``directory``, or ``None`` if there is none.
+
+    Args:
+        directory: A run's ``checkpoints`` folder.
+
+    Raises:
+        CheckpointError: ``latest`` names a checkpoint that is incomplete or missing.
+    """
     root = Path(directory)
     pointer = root / "latest"
     if not pointer.exists():
         return None
     path = root / pointer.read_text().strip()
     if not (path / "meta.json").exists():
-        raise ValueError(f"{pointer} names {path.name}, which is incomplete or missing")
+        raise CheckpointError(f"{pointer} names {path.name}, which is incomplete or missing")
     return path
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``meta.json`` of a checkpoint.
+
+    Args:
+        path: The checkpoint's folder.
+
+    Raises:
+        CheckpointError: It is unreadable or lacks the step, grid or model.
+    """
     meta_path = Path(path) / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{meta_path} is not a readable checkpoint description ({err})") from None
+        raise CheckpointError(
+            f"{meta_path} is not a readable checkpoint description ({err})"
+        ) from None
     for key in ("step", "grid", "model"):
         if key not in meta:
-            raise ValueError(f"{meta_path} lacks '{key}'")
+            raise CheckpointError(f"{meta_path} lacks '{key}'")
     return meta
 
 
 def model_config(meta: dict[str, Any]) -> ModelConfig:
-    values = dict(meta["model"])
-    values["grid"] = tuple(values["grid"])
-    return ModelConfig(**values)
+    """The model a checkpoint holds.
+
+    Args:
+        meta: Its ``meta.json`` (see ``read_meta``).
+
+    Raises:
+        CheckpointError: The stored model config is not one of this version.
+    """
+    try:
+        return load_config(ModelConfig, meta["model"])
+    except ConfigError as err:
+        raise CheckpointError(f"the checkpoint's model config is unusable: {err}") from None
 
 
 def _load_file(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path} is not a readable checkpoint shard ({err})") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint shard ({err})") from None
 
 
 def load_full(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
     """Full-size parameters and moments of a checkpoint, whatever grid wrote it.
 
-    Returns ``({"params": {...}, "exp_avg": {...}, "exp_avg_sq": {...}}, adam_step)``.
+    Args:
+        path: The checkpoint's folder.
+
+    Returns:
+        ``({"params": {...}, "exp_avg": {...}, "exp_avg_sq": {...}}, adam_step)``.
+
+    Raises:
+        CheckpointError: A shard is unreadable or lacks a parameter.
     """
     path = Path(path)
     meta = read_meta(path)
@@ -147,20 +205,34 @@ def load_full(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, torch.T
             if len(shards) == len(files):
                 out[kind][p.name] = layout.assemble(p, shards)
             elif kind == "params":
-                raise ValueError(f"{path}: parameter {p.name} is missing from some shards")
+                raise CheckpointError(f"{path}: parameter {p.name} is missing from some shards")
     step = max(float(f["adam_step"]) for f in files.values())
     return out, step
 
 
 def restore(
-    path: str | os.PathLike[str], engine: Any, optimizer: torch.optim.Optimizer | None
+    path: str | os.PathLike[str], engine: Engine, optimizer: torch.optim.Optimizer | None
 ) -> int:
-    """Load a checkpoint into ``engine`` (and ``optimizer``); returns the step it was taken at."""
+    """Load a checkpoint into ``engine`` (and ``optimizer``), whatever grid wrote it.
+
+    Args:
+        path: The checkpoint's folder.
+        engine: The model on this rank; it must be the checkpoint's model.
+        optimizer: Its optimizer, which gets the AdamW moments; ``None`` for inference.
+
+    Returns:
+        The step the checkpoint was taken at.
+
+    Raises:
+        CheckpointError: The checkpoint is unreadable or holds another model.
+    """
     path = Path(path)
     meta = read_meta(path)
     cfg = model_config(meta)
     if cfg != engine.cfg:
-        raise ValueError(f"{path} holds a different model ({cfg}) than this run ({engine.cfg})")
+        raise CheckpointError(
+            f"{path} holds a different model ({cfg}) than this run ({engine.cfg})"
+        )
     grid = engine.grid
     same_grid = GridSpec.parse(meta["grid"]) == grid.spec
     if same_grid:

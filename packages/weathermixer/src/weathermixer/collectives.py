@@ -4,14 +4,14 @@ Convention: the global loss is the *sum* of the ranks' local losses, each counti
 terms, and activations live on one rank each. Then every collective's adjoint is the
 collective that sums contributions back: all-gather ↔ reduce-scatter, all-reduce ↔ all-reduce.
 
-:class:`ShardedLinear` is the workhorse of Jigsaw: ``y = gather(x) @ gather(w)ᵀ`` where the
+``ShardedLinear`` is the workhorse of Jigsaw: ``y = gather(x) @ gather(w)ᵀ`` where the
 weight is stored as a flat 1/G shard (ZeRO-3 inside a model-parallel group) and the input may be
 sharded along its features (Megatron sequence parallelism). It saves only the shards for
 backward and gathers again there, so no gathered weight or activation outlives its use.
 
-Every call of a collective is counted in a :class:`CommCounter` when one is active: payload
-bytes and the bytes a rank sends (see :func:`ring_bytes`), which
-:mod:`weathermixer.commmodel` predicts from shapes alone.
+Every call of a collective is counted in a ``CommCounter`` when one is active: payload
+bytes and the bytes a rank sends (see ``ring_bytes``), which
+``weathermixer.commmodel`` predicts from shapes alone.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class Group:
-    """A process group and this rank's place in it; size 1 means no communication."""
+    """A process group and this rank's place in it; size 1 means no communication.
+
+    Attributes:
+        name: What the group is (``domain``, ``tensor``, ``replica``, ``model``), for counts.
+        size: Ranks in the group.
+        rank: This rank's place in it.
+        pg: The ``torch.distributed`` process group (``None`` for size 1).
+    """
 
     name: str
     size: int = 1
@@ -37,14 +44,24 @@ class Group:
 
 @dataclass
 class CommCounter:
-    """Counts collectives while active: ``records`` is a list of (op, group, payload, sent)."""
+    """Counts the collectives of this rank while active (see ``count_bytes``).
+
+    Attributes:
+        records: One (operation, group name, payload bytes, bytes sent) per call.
+    """
 
     records: list[tuple[str, str, int, int]] = field(default_factory=list)
 
     def sent_bytes(self, group: str | None = None) -> int:
+        """Bytes this rank sent.
+
+        Args:
+            group: Only in the group of this name (default: in all).
+        """
         return sum(r[3] for r in self.records if group is None or r[1] == group)
 
     def by_group(self) -> dict[str, int]:
+        """Bytes this rank sent, by group name."""
         out: dict[str, int] = {}
         for _, name, _, sent in self.records:
             out[name] = out.get(name, 0) + sent
@@ -69,12 +86,18 @@ def count_bytes() -> Iterator[CommCounter]:
 
 
 def ring_bytes(op: str, nbytes: int, size: int, backend: str = "nccl") -> int:
-    """Bytes one rank sends in a collective over ``size`` ranks; ``nbytes`` is the size of the
-    local input (all-gather: one piece; reduce-scatter and all-reduce: the full buffer).
+    """Bytes one rank sends in a collective.
 
     Ring algorithms (NCCL): (G−1)·n, (G−1)/G·n and 2(G−1)/G·n. Gloo runs a reduce-scatter as
     an all-reduce of the whole buffer, so there it costs 2(G−1)/G·n (measured in
     ``benchmarks/comm.py``).
+
+    Args:
+        op: ``"all_gather"``, ``"reduce_scatter"`` or ``"all_reduce"``.
+        nbytes: Size of the local input (all-gather: one piece; reduce-scatter and
+            all-reduce: the full buffer).
+        size: Ranks taking part (G).
+        backend: ``"nccl"`` or ``"gloo"``.
     """
     if size == 1:
         return 0
@@ -100,7 +123,13 @@ def _record(op: str, group: Group, nbytes: int) -> None:
 
 # --- raw collectives (no autograd) ------------------------------------------------------
 def all_gather(x: torch.Tensor, group: Group, dim: int = 0) -> torch.Tensor:
-    """Concatenate the ranks' ``x`` along ``dim`` in rank order."""
+    """Concatenate the ranks' ``x`` along ``dim`` in rank order.
+
+    Args:
+        x: This rank's piece.
+        group: The ranks taking part.
+        dim: The dimension to concatenate along.
+    """
     if group.size == 1:
         return x
     front = x.movedim(dim, 0).contiguous()
@@ -111,7 +140,13 @@ def all_gather(x: torch.Tensor, group: Group, dim: int = 0) -> torch.Tensor:
 
 
 def reduce_scatter(x: torch.Tensor, group: Group, dim: int = 0) -> torch.Tensor:
-    """Sum ``x`` over the ranks and keep this rank's 1/G part along ``dim``."""
+    """Sum ``x`` over the ranks and keep this rank's 1/G part along ``dim``.
+
+    Args:
+        x: This rank's full-size summand.
+        group: The ranks taking part.
+        dim: The dimension to split.
+    """
     if group.size == 1:
         return x
     front = x.movedim(dim, 0).contiguous()
@@ -124,7 +159,12 @@ def reduce_scatter(x: torch.Tensor, group: Group, dim: int = 0) -> torch.Tensor:
 
 
 def all_reduce(x: torch.Tensor, group: Group) -> torch.Tensor:
-    """Sum of ``x`` over the ranks (a new tensor)."""
+    """Sum of ``x`` over the ranks (a new tensor).
+
+    Args:
+        x: This rank's summand.
+        group: The ranks taking part.
+    """
     if group.size == 1:
         return x
     out = x.contiguous().clone()
@@ -134,7 +174,12 @@ def all_reduce(x: torch.Tensor, group: Group) -> torch.Tensor:
 
 
 def all_reduce_(x: torch.Tensor, group: Group) -> torch.Tensor:
-    """Sum ``x`` over the ranks in place (for large buffers such as gradients)."""
+    """Sum ``x`` over the ranks in place (for large buffers such as gradients).
+
+    Args:
+        x: This rank's summand, replaced by the sum.
+        group: The ranks taking part.
+    """
     if group.size > 1:
         dist.all_reduce(x, group=group.pg)
         _record("all_reduce", group, x.numel() * x.element_size())
@@ -142,7 +187,13 @@ def all_reduce_(x: torch.Tensor, group: Group) -> torch.Tensor:
 
 
 def gather_flat(shard: torch.Tensor, group: Group, shape: tuple[int, ...]) -> torch.Tensor:
-    """Rebuild a tensor of ``shape`` from flat, padded 1/G shards."""
+    """Rebuild a tensor from flat, padded 1/G shards.
+
+    Args:
+        shard: This rank's flat shard.
+        group: The ranks taking part.
+        shape: The tensor's shape.
+    """
     numel = 1
     for s in shape:
         numel *= s
@@ -150,7 +201,12 @@ def gather_flat(shard: torch.Tensor, group: Group, shape: tuple[int, ...]) -> to
 
 
 def scatter_flat(full: torch.Tensor, group: Group) -> torch.Tensor:
-    """Sum a full-size tensor over the group and keep this rank's flat shard (pads to G·s)."""
+    """Sum a full-size tensor over the group and keep this rank's flat shard (pads to G·s).
+
+    Args:
+        full: This rank's full-size summand.
+        group: The ranks taking part.
+    """
     flat = full.reshape(-1)
     if group.size == 1:
         return flat
@@ -233,6 +289,7 @@ class ShardedLinear(torch.autograd.Function):
 
     Only the local ``x`` and the weight shard are saved; both are gathered again in backward.
     ``dtype`` is the compute precision (bf16 under autocast); weight gradients return in fp32.
+    Call it through ``sharded_linear``.
     """
 
     @staticmethod
@@ -245,6 +302,17 @@ class ShardedLinear(torch.autograd.Function):
         x_group: Group,
         dtype: torch.dtype,
     ) -> torch.Tensor:
+        """Gather the weight and the input and multiply.
+
+        Args:
+            ctx: Autograd's context.
+            x: This rank's input.
+            shard: This rank's flat weight shard.
+            shape: The shape of the weight used.
+            w_group: The ranks that hold the weight's shards.
+            x_group: The ranks that hold the input's feature parts.
+            dtype: The compute precision.
+        """
         ctx.save_for_backward(x, shard)
         ctx.shape, ctx.w_group, ctx.x_group, ctx.dtype = shape, w_group, x_group, dtype
         weight = gather_flat(shard.to(dtype), w_group, shape)
@@ -253,6 +321,12 @@ class ShardedLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        """Gather again; reduce-scatter the input's and the weight shard's gradients.
+
+        Args:
+            ctx: Autograd's context.
+            grad: Gradient of the output.
+        """
         x, shard = ctx.saved_tensors
         dtype = ctx.dtype
         weight = gather_flat(shard.to(dtype), ctx.w_group, ctx.shape)
@@ -267,29 +341,58 @@ class ShardedLinear(torch.autograd.Function):
 
 
 def gather_along(x: torch.Tensor, group: Group, dim: int) -> torch.Tensor:
-    """All-gather with reduce-scatter as backward."""
+    """All-gather with reduce-scatter as backward.
+
+    Args:
+        x: This rank's piece.
+        group: The ranks taking part.
+        dim: The dimension to concatenate along.
+    """
     return _AllGather.apply(x, group, dim)
 
 
 def scatter_along(x: torch.Tensor, group: Group, dim: int) -> torch.Tensor:
-    """Reduce-scatter with all-gather as backward."""
+    """Reduce-scatter with all-gather as backward.
+
+    Args:
+        x: This rank's full-size summand.
+        group: The ranks taking part.
+        dim: The dimension to split.
+    """
     return _ReduceScatter.apply(x, group, dim)
 
 
 def sum_over(x: torch.Tensor, group: Group) -> torch.Tensor:
-    """All-reduce with all-reduce as backward."""
+    """All-reduce with all-reduce as backward.
+
+    Args:
+        x: This rank's summand.
+        group: The ranks taking part.
+    """
     return _AllReduce.apply(x, group)
 
 
 def gathered_param(shard: torch.Tensor, group: Group, shape: tuple[int, ...]) -> torch.Tensor:
-    """A parameter rebuilt from flat shards; its gradient is reduce-scattered back."""
+    """A parameter rebuilt from flat shards; its gradient is reduce-scattered back.
+
+    Args:
+        shard: This rank's flat shard.
+        group: The ranks taking part.
+        shape: The parameter's shape.
+    """
     if group.size == 1:
         return shard.view(shape)
     return _GatherParam.apply(shard, group, shape)
 
 
 def scatter_blocks(x: torch.Tensor, group: Group, sizes: tuple[int, ...]) -> torch.Tensor:
-    """Reduce-scatter the last dim into unequal blocks; all-gather as backward."""
+    """Reduce-scatter the last dim into unequal blocks; all-gather as backward.
+
+    Args:
+        x: This rank's full-size summand.
+        group: The ranks taking part.
+        sizes: Width of each rank's block.
+    """
     return _ReduceScatterBlocks.apply(x, group, sizes)
 
 
@@ -301,7 +404,17 @@ def sharded_linear(
     x_group: Group | None = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """See :class:`ShardedLinear`; ``x_group=None`` means x is not sharded."""
+    """``y = X @ Wᵀ`` from flat weight shards, gathering only what is sharded (see
+    ``ShardedLinear``).
+
+    Args:
+        x: This rank's input, ``[..., features]`` (its part of the features if sharded).
+        shard: This rank's flat shard of the weight.
+        shape: The shape of the weight this rank uses.
+        w_group: The ranks that hold the weight's shards.
+        x_group: The ranks that hold the input's feature parts (``None``: not sharded).
+        dtype: The compute precision (default: that of ``x``).
+    """
     dtype = dtype or x.dtype
     if w_group.size == 1 and (x_group is None or x_group.size == 1):
         return torch.nn.functional.linear(x.to(dtype), shard.view(shape).to(dtype))

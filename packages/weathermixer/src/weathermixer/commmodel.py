@@ -1,10 +1,10 @@
 """Communication model: bytes each rank sends per training step, from shapes alone.
 
-It replays the collectives of :mod:`weathermixer.jigsaw` layer by layer (forward, and backward
+It replays the collectives of ``weathermixer.jigsaw`` layer by layer (forward, and backward
 with weights and sharded inputs gathered again) with ring-algorithm volumes
-(:func:`~weathermixer.collectives.ring_bytes`), so the test suite can check it against the
+(``weathermixer.collectives.ring_bytes``), so the test suite can check it against the
 bytes counted at run time, and ``benchmarks/`` against the bytes the kernel saw leave the
-process. Used to project scaling to many GPUs (:func:`project`).
+process. Used to project scaling to many GPUs (``step_time``, ``benchmarks/comm.py``).
 
 Notation: B samples per replica, T_d tokens of a band, C_m channels of a tensor rank, H_t and
 H_c the token and channel hidden sizes, s the bytes of a compute element (4 in fp32, 2 in
@@ -43,7 +43,19 @@ def jigsaw_bytes(
     rollout: int = 1,
     backend: str = "nccl",
 ) -> dict[str, int]:
-    """Bytes rank (·, d, m) sends per training step, by group (domain, tensor, replica, model)."""
+    """Bytes rank (·, d, m) sends per training step, by group (domain, tensor, replica, model).
+
+    Args:
+        cfg: The model.
+        spec: The domain × tensor grid.
+        replicas: Data-parallel replicas.
+        d: The rank's domain index.
+        m: The rank's tensor index.
+        batch: Samples per replica.
+        elem: Bytes of a compute element (4 in fp32, 2 in bf16).
+        rollout: Forecast steps per sample.
+        backend: ``"nccl"`` or ``"gloo"`` (their reduce-scatter costs differ).
+    """
     lay = Layout(cfg, spec)
     dd, mm = spec.domain, spec.tensor
     out = {"domain": 0, "tensor": 0, "replica": 0, "model": 0}
@@ -116,15 +128,27 @@ def jigsaw_bytes(
 
 
 def data_parallel_bytes(cfg: ModelConfig, replicas: int) -> dict[str, int]:
-    """Pure data parallelism (DDP): one all-reduce of all fp32 gradients, and of the loss."""
+    """Bytes a rank sends per step with pure data parallelism (DDP): one all-reduce of all
+    fp32 gradients, and of the loss.
+
+    Args:
+        cfg: The model.
+        replicas: Data-parallel replicas.
+    """
     grads = ring_bytes("all_reduce", parameter_count(cfg) * 4, replicas)
     return {"replica": grads + ring_bytes("all_reduce", 4, replicas)}
 
 
 @dataclass(frozen=True)
 class Network:
-    """Links of a GPU cluster: GPUs per node, per-GPU bandwidth inside and across nodes
-    (bytes/s, one direction) and a latency per collective hop (s)."""
+    """Links of a GPU cluster.
+
+    Attributes:
+        gpus_per_node: GPUs of a node.
+        intra_bw: Bandwidth per GPU inside a node, bytes/s in one direction.
+        inter_bw: Bandwidth per GPU across nodes, bytes/s in one direction.
+        latency: Latency of a collective hop, s.
+    """
 
     gpus_per_node: int = 4
     intra_bw: float = 100e9
@@ -145,6 +169,14 @@ def step_time(
 
     Ranks are placed tensor-fastest, so a group is inside one node when its stride × size
     fits the node: tensor (stride 1), domain (stride M), replica (stride D·M).
+
+    Args:
+        compute_s: Compute time of a step.
+        sent: Bytes sent per step by group (``jigsaw_bytes``, ``data_parallel_bytes``).
+        spec: The domain × tensor grid.
+        replicas: Data-parallel replicas.
+        net: The cluster's links.
+        collectives: Collective calls per step, each paying the latency once.
     """
 
     def bandwidth(stride: int, size: int) -> float:

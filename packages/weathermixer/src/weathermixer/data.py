@@ -10,7 +10,7 @@ disk: a rank of a Jigsaw process grid reads only its part of the domain.
 
 Channels are ordered: pressure variables × levels (``z500``, ``z850``, ``t500``...), then surface
 variables. The model input adds *extra* channels: insolation at the input and the target time
-(computed, see :mod:`weathermixer.solar`) and the static fields.
+(computed, see ``weathermixer.solar``) and the static fields.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from shared_hpc import Comm, UserError, atomic_path
 from weathermixer.solar import SOLAR_CONSTANT, toa_insolation
 
 DIM_ALIASES = {
@@ -37,7 +38,14 @@ INSOLATION = ("toa_incident_solar_radiation", "toa_incident_solar_radiation_next
 
 @dataclass(frozen=True)
 class Variables:
-    """Which variables and levels make up the state, and which static fields the model sees."""
+    """Which variables and levels make up the state, and which static fields the model sees.
+
+    Attributes:
+        pressure: Variables on pressure levels (ERA5 short names).
+        levels: Pressure levels in hPa.
+        surface: Surface variables.
+        static: Static fields the model gets as inputs.
+    """
 
     pressure: tuple[str, ...] = ("z", "t", "u", "v")
     levels: tuple[int, ...] = (500, 850)
@@ -52,14 +60,14 @@ class Variables:
     def extra_channels(self) -> list[str]:
         return [*INSOLATION, *self.static]
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if not self.pressure and not self.surface:
-            raise ValueError("no state variables: give pressure-level or surface variables")
+            raise UserError("no state variables: give pressure-level or surface variables")
         if self.pressure and not self.levels:
-            raise ValueError("pressure-level variables need at least one level")
+            raise UserError("pressure-level variables need at least one level")
         names = self.state_channels + self.extra_channels
         if len(set(names)) != len(names):
-            raise ValueError(f"channel names repeat: {names}")
+            raise UserError(f"channel names repeat: {names}")
 
 
 def _open(path: Path) -> xr.Dataset:
@@ -67,16 +75,16 @@ def _open(path: Path) -> xr.Dataset:
         try:
             import zarr  # noqa: F401
         except ImportError:
-            raise ImportError(
+            raise UserError(
                 f"{path} is a zarr store; install zarr (pip install 'weathermixer[zarr]')"
             ) from None
         return xr.open_zarr(path, chunks=None)
     if not path.exists():
-        raise FileNotFoundError(f"no such data file: {path}")
+        raise UserError(f"no such data file: {path}")
     try:
         return xr.open_dataset(path, engine="netcdf4", chunks=None, cache=False)
     except OSError as err:
-        raise ValueError(f"{path} is not a readable netCDF file ({err})") from None
+        raise UserError(f"{path} is not a readable netCDF file ({err})") from None
 
 
 def _canonical_dims(ds: xr.Dataset, path: Path) -> xr.Dataset:
@@ -89,7 +97,7 @@ def _canonical_dims(ds: xr.Dataset, path: Path) -> xr.Dataset:
     ds = ds.rename(rename) if rename else ds
     for required in ("latitude", "longitude"):
         if required not in ds.dims:
-            raise ValueError(
+            raise UserError(
                 f"{path}: no '{required}' dimension (found dimensions {sorted(ds.dims)}); "
                 f"rename yours, e.g. ds.rename({{'lat': 'latitude', 'lon': 'longitude'}})"
             )
@@ -99,7 +107,7 @@ def _canonical_dims(ds: xr.Dataset, path: Path) -> xr.Dataset:
 def _check_regular(values: np.ndarray, name: str, path: Path) -> float:
     step = np.diff(values)
     if values.size < 2 or not np.allclose(step, step[0], rtol=1e-4, atol=1e-6) or step[0] == 0:
-        raise ValueError(f"{path}: {name} is not a regular grid (steps {np.unique(step)[:5]})")
+        raise UserError(f"{path}: {name} is not a regular grid (steps {np.unique(step)[:5]})")
     return float(step[0])
 
 
@@ -108,8 +116,12 @@ class Era5Store:
 
     Args:
         paths: netCDF files or zarr stores, in time order (a directory or glob is expanded).
-        variables: the state and static variables to use.
-        static_path: a separate file with the static fields (ERA5 ships them apart).
+        variables: The state and static variables to use.
+        static_path: A separate file with the static fields (ERA5 ships them apart).
+
+    Raises:
+        UserError: A file is missing or unreadable, or lacks a variable, level or dimension,
+            the grid is not regular and global, or the time steps are not uniform.
     """
 
     def __init__(
@@ -119,7 +131,6 @@ class Era5Store:
         static_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.variables = variables or Variables()
-        self.variables.check()
         self.paths = _expand(paths)
         self.datasets = [_canonical_dims(_open(p), p) for p in self.paths]
         self._level_positions: list[dict[int, int]] = []
@@ -129,12 +140,12 @@ class Era5Store:
         times = [ds["time"].values.astype("datetime64[s]") for ds in self.datasets]
         self.times = np.concatenate(times)
         if self.times.size < 2:
-            raise ValueError(f"need at least two time steps, found {self.times.size}")
+            raise UserError(f"need at least two time steps, found {self.times.size}")
         steps = np.diff(self.times).astype(np.int64)
         if (steps <= 0).any():
-            raise ValueError("time is not strictly increasing across the files; sort them")
+            raise UserError("time is not strictly increasing across the files; sort them")
         if (steps != steps[0]).any():
-            raise ValueError(
+            raise UserError(
                 f"time steps are not uniform (found {sorted(set(steps.tolist()))[:5]} s); "
                 "gaps or mixed intervals are not supported"
             )
@@ -146,7 +157,7 @@ class Era5Store:
             self._static_ds = _canonical_dims(_open(Path(static_path)), Path(static_path))
         for name in self.variables.static:
             if name not in self._static_ds:
-                raise ValueError(
+                raise UserError(
                     f"static variable '{name}' not found (looked in {static_path or self.paths[0]};"
                     f" variables there: {sorted(self._static_ds.data_vars)})"
                 )
@@ -157,10 +168,10 @@ class Era5Store:
     def _check_file(self, ds: xr.Dataset, path: Path) -> None:
         v = self.variables
         if "time" not in ds.dims:
-            raise ValueError(f"{path}: no 'time' dimension (found {sorted(ds.dims)})")
+            raise UserError(f"{path}: no 'time' dimension (found {sorted(ds.dims)})")
         missing = [n for n in (*v.pressure, *v.surface) if n not in ds.data_vars]
         if missing:
-            raise ValueError(
+            raise UserError(
                 f"{path}: variable(s) {missing} not found; the file has {sorted(ds.data_vars)}"
             )
         for name in v.pressure:
@@ -172,14 +183,14 @@ class Era5Store:
             have = np.rint(ds["level"].values.astype(np.float64)).astype(int).tolist()
             absent = [lev for lev in v.levels if lev not in have]
             if absent:
-                raise ValueError(f"{path}: pressure level(s) {absent} not found (has {have})")
+                raise UserError(f"{path}: pressure level(s) {absent} not found (has {have})")
             positions = {k: have.index(lev) for k, lev in enumerate(v.levels)}
         self._level_positions.append(positions)
 
     @staticmethod
     def _check_dims(da: xr.DataArray, expected: tuple[str, ...], path: Path) -> None:
         if set(da.dims) != set(expected):
-            raise ValueError(
+            raise UserError(
                 f"{path}: variable '{da.name}' has dimensions {da.dims}, expected {expected}"
             )
 
@@ -190,15 +201,15 @@ class Era5Store:
         dlat = _check_regular(lat, "latitude", self.paths[0])
         dlon = _check_regular(lon, "longitude", self.paths[0])
         if not np.isclose(abs(dlon) * lon.size, 360.0, rtol=1e-4):
-            raise ValueError(
+            raise UserError(
                 f"{self.paths[0]}: longitude covers {abs(dlon) * lon.size:.3f}°, not the globe"
             )
         if abs(lat).max() > 90.0 + 1e-6:
-            raise ValueError(f"{self.paths[0]}: latitude outside ±90°")
+            raise UserError(f"{self.paths[0]}: latitude outside ±90°")
         for ds, path in zip(self.datasets[1:], self.paths[1:], strict=True):
             same = ds["latitude"].size == lat.size and ds["longitude"].size == lon.size
             if not same or not np.allclose(ds["latitude"].values, lat):
-                raise ValueError(f"{path}: grid differs from {self.paths[0]}")
+                raise UserError(f"{path}: grid differs from {self.paths[0]}")
         self.flipped = dlat > 0  # model rows always run north to south, like ERA5
         self.latitude = lat[::-1].copy() if self.flipped else lat
         self.longitude = lon
@@ -216,8 +227,17 @@ class Era5Store:
         return slice(start, stop), False
 
     def preload(self, rows: slice = slice(None), channels: Sequence[int] | None = None) -> int:
-        """Keep the band and channels of every time step in memory (for data that fits);
-        returns the bytes held. Later reads of that part are served from memory."""
+        """Keep a band and channels of every time step in memory (for data that fits).
+
+        Later reads of that part are served from memory.
+
+        Args:
+            rows: The latitude band.
+            channels: State channels (default: all).
+
+        Returns:
+            The bytes held.
+        """
         channels = list(range(len(self.variables.state_channels)) if channels is None else channels)
         data = np.stack([self.read(i, rows, channels) for i in range(self.times.size)])
         start, stop, _ = rows.indices(self.shape[0])
@@ -227,10 +247,18 @@ class Era5Store:
     def read(
         self, index: int, rows: slice = slice(None), channels: Sequence[int] | None = None
     ) -> np.ndarray:
-        """State channels at time ``index`` for the latitude band ``rows``: [c, rows, lon].
+        """State channels at one time on a latitude band: ``[c, rows, lon]``.
 
         Each variable is read once, for just the band and levels needed (positional indexing
         of the lazily opened variable: a hyperslab read, no whole-field load).
+
+        Args:
+            index: The time index.
+            rows: The latitude band (rows north to south).
+            channels: State channels, in the order returned (default: all).
+
+        Raises:
+            UserError: A value read is NaN or infinite.
         """
         if self._memory is not None:
             (start, stop), held, data = self._memory
@@ -277,7 +305,7 @@ class Era5Store:
                 field = fields[(v.surface[c - n_pressure], -1)]
             if not np.isfinite(field).all():
                 bad = int((~np.isfinite(field)).sum())
-                raise ValueError(
+                raise UserError(
                     f"{self.paths[file_index]}: '{v.state_channels[c]}' has {bad} NaN/inf "
                     f"value(s) at {self.times[index]} (rows {file_rows.start}..{file_rows.stop}); "
                     "fill or drop those times before training"
@@ -288,7 +316,12 @@ class Era5Store:
         return np.stack(out)
 
     def static(self, name: str, rows: slice = slice(None)) -> np.ndarray:
-        """A static field on the band ``rows`` (cached: it never changes)."""
+        """A static field on a latitude band (cached: it never changes).
+
+        Args:
+            name: The field's variable name.
+            rows: The latitude band.
+        """
         start, stop, _ = rows.indices(self.latitude.size)
         key = (name, start, stop)
         if key not in self._static_cache:
@@ -300,12 +333,17 @@ class Era5Store:
                 da.isel(latitude=file_rows).transpose("latitude", "longitude").values, np.float32
             )
             if not np.isfinite(field).all():
-                raise ValueError(f"static field '{name}' has NaN values")
+                raise UserError(f"static field '{name}' has NaN values")
             self._static_cache[key] = field[::-1].copy() if flip else field
         return self._static_cache[key]
 
     def insolation(self, index: int, rows: slice = slice(None)) -> np.ndarray:
-        """TOA insolation at time ``index`` divided by the solar constant: [rows, lon]."""
+        """Top-of-atmosphere insolation divided by the solar constant: ``[rows, lon]``.
+
+        Args:
+            index: The time index.
+            rows: The latitude band.
+        """
         start, stop, _ = rows.indices(self.latitude.size)
         lat = self.latitude[start:stop]
         return (toa_insolation(self.times[index : index + 1], lat, self.longitude)[0]).astype(
@@ -313,6 +351,7 @@ class Era5Store:
         ) / np.float32(SOLAR_CONSTANT)
 
     def close(self) -> None:
+        """Close the files."""
         for ds in self.datasets:
             ds.close()
         self._static_ds.close()
@@ -332,17 +371,17 @@ def _expand(paths: Any) -> list[Path]:
         if any(ch in text for ch in "*?["):
             found = sorted(path.parent.glob(path.name))
             if not found:
-                raise FileNotFoundError(f"no files match {text}")
+                raise UserError(f"no files match {text}")
             return found
         if path.is_dir() and path.suffix != ".zarr" and not (path / ".zgroup").exists():
             found = sorted(path.glob("*.nc"))
             if not found:
-                raise FileNotFoundError(f"no .nc files in {path}")
+                raise UserError(f"no .nc files in {path}")
             return found
         return [path]
     paths = [Path(p) for p in paths]
     if not paths:
-        raise ValueError("no data files given")
+        raise UserError("no data files given")
     return paths
 
 
@@ -351,6 +390,9 @@ def latitude_weights(latitude: np.ndarray) -> np.ndarray:
 
     A row's weight is sin(φ + Δ/2) − sin(φ − Δ/2) with the edges clipped to ±90°: exactly
     ∝ cos φ away from the poles, and half a cell for rows that sit on a pole (ERA5's 721 rows).
+
+    Args:
+        latitude: Latitudes of the rows in degrees.
     """
     lat = np.asarray(latitude, dtype=np.float64)
     if lat.size == 1:
@@ -364,7 +406,13 @@ def latitude_weights(latitude: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Shard:
-    """The part of the data one rank holds: a latitude band and subsets of the channels."""
+    """The part of the data one rank holds: a latitude band and subsets of the channels.
+
+    Attributes:
+        rows: The latitude band.
+        state: Indices of the state channels.
+        extra: Indices of the extra channels.
+    """
 
     rows: slice
     state: tuple[int, ...]
@@ -372,6 +420,11 @@ class Shard:
 
     @classmethod
     def full(cls, store: Era5Store) -> Shard:
+        """All of the data of ``store``.
+
+        Args:
+            store: The data.
+        """
         v = store.variables
         return cls(
             slice(0, store.shape[0]),
@@ -383,7 +436,16 @@ class Shard:
 @dataclass
 class NormStats:
     """Per-channel normalisation: mean and std of every channel, std of the state's change
-    over one lead time (the model predicts that change, GraphCast-style)."""
+    over one lead time (the model predicts that change, GraphCast-style).
+
+    Attributes:
+        channels: State then extra channel names.
+        mean: Area-weighted mean per channel.
+        std: Area-weighted standard deviation per channel (1 for constant fields).
+        diff_std: Standard deviation of the change over one lead, per state channel.
+        lead_time_h: The lead time of ``diff_std``.
+        n_samples: Time steps the statistics were computed from.
+    """
 
     channels: list[str]
     mean: np.ndarray
@@ -393,7 +455,11 @@ class NormStats:
     n_samples: int
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write as netCDF, atomically."""
+        """Write as netCDF, atomically.
+
+        Args:
+            path: The file.
+        """
         path = Path(path)
         n_state = self.diff_std.size
         ds = xr.Dataset(
@@ -409,15 +475,25 @@ class NormStats:
                 "description": "weathermixer normalisation statistics (area-weighted)",
             },
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ds.to_netcdf(tmp, engine="netcdf4")
         return path
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> NormStats:
-        with xr.open_dataset(path, engine="netcdf4") as ds:
+        """Statistics written by ``write``.
+
+        Args:
+            path: The file.
+
+        Raises:
+            UserError: ``path`` is missing or not a statistics file.
+        """
+        try:
+            ds = xr.open_dataset(path, engine="netcdf4")
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path} is not a readable statistics file ({err})") from None
+        with ds:
             return cls(
                 channels=[str(c) for c in ds["channel"].values],
                 mean=ds["mean"].values.astype(np.float64),
@@ -428,12 +504,25 @@ class NormStats:
             )
 
     def matches(self, variables: Variables, lead_time_h: float) -> bool:
+        """Whether these statistics are of the same channels and lead time.
+
+        Args:
+            variables: The run's variables.
+            lead_time_h: The run's lead time.
+        """
         names = variables.state_channels + variables.extra_channels
         return self.channels == names and np.isclose(self.lead_time_h, lead_time_h)
 
 
 def extras(store: Era5Store, index: int, lead_steps: int, shard: Shard) -> np.ndarray:
-    """Raw extra channels for a step from ``index`` to ``index + lead_steps``: [e, rows, lon]."""
+    """Raw extra channels for a step from ``index`` to ``index + lead_steps``: ``[e, rows, lon]``.
+
+    Args:
+        store: The data.
+        index: The time index of the step's start.
+        lead_steps: The lead time in time steps.
+        shard: Which band and extra channels.
+    """
     names = store.variables.extra_channels
     out = []
     for e in shard.extra:
@@ -454,13 +543,20 @@ def compute_stats(
     times: Sequence[int],
     lead_steps: int,
     shard: Shard | None = None,
-    comm: Any = None,
+    comm: Comm | None = None,
 ) -> NormStats:
     """Area-weighted statistics over ``times`` (time indices that have a successor at lead).
 
     Collective over ``comm``: every rank passes its own shard and time subset, together covering
     each (time, row, channel) once; partial sums are exchanged with one allgather, so each rank
     reads only its part of the data and all ranks return the same statistics.
+
+    Args:
+        store: The data.
+        times: This rank's time indices.
+        lead_steps: The lead time in time steps.
+        shard: This rank's band and channels (default: all of the data).
+        comm: The ranks that share the work (default: none, one process).
     """
     v = store.variables
     shard = shard or Shard.full(store)
@@ -511,6 +607,19 @@ class ForecastSamples:
     ``sample(i)`` gives the normalised states at ``history`` times ending at the initial time
     ``times[i]`` (one lead apart, oldest first), the extra channels of each of the ``rollout``
     steps, and the targets at ``+lead``, ``+2·lead``, ...
+
+    Args:
+        store: The data.
+        stats: The normalisation statistics.
+        lead_steps: The lead time in time steps.
+        times: Candidate initial times (those without room for history and rollout are
+            dropped).
+        shard: The band and channels (default: all of the data).
+        rollout: Forecast steps per sample.
+        history: Input states per sample.
+
+    Raises:
+        UserError: No initial time leaves room for the history and the rollout.
     """
 
     def __init__(
@@ -534,7 +643,7 @@ class ForecastSamples:
         last = store.times.size - 1 - lead_steps * rollout
         self.times = np.asarray([t for t in times if first <= t <= last], dtype=np.int64)
         if self.times.size == 0:
-            raise ValueError(
+            raise UserError(
                 f"no initial times leave room for {rollout} step(s) of {lead_steps} interval(s)"
             )
         n_state = len(store.variables.state_channels)
@@ -552,18 +661,42 @@ class ForecastSamples:
         return int(self.times.size)
 
     def normalise_state(self, raw: np.ndarray) -> np.ndarray:
+        """State channels of the shard, normalised.
+
+        Args:
+            raw: In physical units, ``[..., c, rows, lon]``.
+        """
         mean, std = self._state_norm
         return (raw - mean) / std
 
     def denormalise_state(self, norm: np.ndarray) -> np.ndarray:
+        """State channels of the shard back in physical units.
+
+        Args:
+            norm: Normalised, ``[..., c, rows, lon]``.
+        """
         mean, std = self._state_norm
         return norm * std + mean
 
     def step_extras(self, index: int) -> np.ndarray:
+        """Normalised extra channels of a step.
+
+        Args:
+            index: The time index of the step's start.
+        """
         mean, std = self._extra_norm
         return (extras(self.store, index, self.lead_steps, self.shard) - mean) / std
 
     def sample(self, i: int) -> dict[str, np.ndarray]:
+        """One sample, normalised.
+
+        Args:
+            i: Its index (into ``times``).
+
+        Returns:
+            ``state`` [history, c, rows, lon], ``extras`` [rollout, e, rows, lon] and
+            ``targets`` [rollout, c, rows, lon].
+        """
         t0 = int(self.times[i])
         read = self.store.read
         shard, lead = self.shard, self.lead_steps
@@ -580,7 +713,11 @@ class ForecastSamples:
         }
 
     def batch(self, indices: Sequence[int]) -> dict[str, Any]:
-        """Stacked samples as float32 torch tensors (batch first)."""
+        """Stacked samples as float32 torch tensors (batch first).
+
+        Args:
+            indices: The samples.
+        """
         import torch
 
         samples = [self.sample(int(i)) for i in indices]

@@ -7,21 +7,33 @@ on a process grid (2×2 for 4 ranks, N×1 where the bands allow, else pure data 
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
-from typing import Any
+import os
 
-from matplotlib.figure import Figure
-
-from shared_hpc import EnergyMeter, RunRecord, config_to_dict, get_comm
+from shared_hpc import (
+    Comm,
+    Recorder,
+    RunRecord,
+    get_comm,
+    prepare_output_dir,
+    rank0_print,
+)
 from weathermixer.__about__ import __version__
-from weathermixer.config import ArchConfig, DataConfig, RunConfig, TrainConfig
-from weathermixer.evaluate import evaluate, headline_skill
-from weathermixer.simulate import SimulationConfig, generate
+from weathermixer.config import (
+    DataConfig,
+    EvaluateConfig,
+    ModelConfig,
+    RunConfig,
+    SimulationConfig,
+    TrainConfig,
+)
+from weathermixer.evaluate import TrainedRun, evaluate
+from weathermixer.plots import loss_plot
+from weathermixer.report import write_skill
+from weathermixer.simulate import generate
 from weathermixer.train import train
 
 SIMULATION = SimulationConfig(nlat=32, days=100.0, spinup_days=30.0)
-MODEL = ArchConfig(patch=4, embed_dim=128, token_hidden=128, channel_hidden=256, depth=3)
+MODEL = ModelConfig(patch=4, embed_dim=128, token_hidden=128, channel_hidden=256, depth=3)
 TRAINING = TrainConfig(
     steps=280,
     batch_size=8,
@@ -37,11 +49,11 @@ TRAINING = TrainConfig(
     val_batches=3,
     roll_longitude=True,
 )
-LEADS_H = [6.0, 12.0, 24.0, 48.0]
+EVALUATION = EvaluateConfig(leads_h=[6.0, 12.0, 24.0, 48.0], stride_h=12.0)
 # For the test suite: the same pipeline in seconds (numbers not meaningful).
 QUICK = (
     SimulationConfig(nlat=16, days=24.0, spinup_days=2.0),
-    ArchConfig(patch=2, embed_dim=16, token_hidden=16, channel_hidden=32, depth=1),
+    ModelConfig(patch=2, embed_dim=16, token_hidden=16, channel_hidden=32, depth=1),
     TrainConfig(
         steps=6,
         batch_size=4,
@@ -58,6 +70,11 @@ QUICK = (
 
 
 def demo_grid(world: int) -> str:
+    """The demo's process grid: 2×2 for multiples of 4 ranks, N×1 for 2 and 8, else 1×1.
+
+    Args:
+        world: Ranks taking part.
+    """
     if world % 4 == 0:
         return "2x2"
     if world in (2, 8):
@@ -65,104 +82,58 @@ def demo_grid(world: int) -> str:
     return "1x1"
 
 
-def demo(output: Path, comm: Any = None, quick: bool = False) -> RunRecord | None:
-    """Run the demo into ``output``; returns the run record on rank 0.
+def run_demo(
+    output: str | os.PathLike[str], comm: Comm | None = None, quick: bool = False
+) -> RunRecord:
+    """Generate, train and evaluate into ``output``; writes ``results.json`` and the plots.
 
-    ``quick`` runs the same steps on a tiny world in seconds (for tests).
+    Args:
+        output: Folder of the demo's files (created).
+        comm: Communicator of all ranks (default: ``get_comm()``).
+        quick: The same steps on a tiny world in seconds (for tests; figures not meaningful).
+
+    Returns:
+        The run record (written by rank 0), on every rank.
     """
-    comm = comm or get_comm()
+    comm = get_comm() if comm is None else comm
+    output = prepare_output_dir(output)
     simulation, model, training = QUICK if quick else (SIMULATION, MODEL, TRAINING)
-    output = Path(output)
-    rank0 = comm.Get_rank() == 0
-    started = time.perf_counter()
     data = output / "data.nc"
-    with EnergyMeter(comm) as meter:
-        if rank0:
-            print(
-                f"simulating {simulation.days:g} days on a {simulation.nlat}×"
-                f"{2 * simulation.nlat} grid"
-            )
+    cfg = RunConfig(
+        data=DataConfig(path=str(data), preload=True),
+        model=model,
+        train=training,
+        grid=demo_grid(comm.Get_size()),
+        output=str(output / "run"),
+    )
+    with Recorder("weathermixer", __version__, comm) as run:
+        rank0_print(
+            f"simulating {simulation.days:g} days on a {simulation.nlat}×"
+            f"{2 * simulation.nlat} grid",
+            comm=comm,
+        )
+        if comm.Get_rank() == 0:
             generate(data, simulation)
         comm.barrier()
-        cfg = RunConfig(
-            data=DataConfig(path=str(data), preload=True),
-            model=model,
-            train=training,
-            grid=demo_grid(comm.Get_size()),
-            output=str(output / "run"),
-        )
-        train(cfg, comm, progress=print)
-        table = evaluate(output / "run", output, LEADS_H, stride_h=12.0, comm=comm)
-    if not rank0:
-        return None
-    skill = headline_skill(table, "z500")
-    log = [
-        json.loads(line) for line in (output / "run" / "train_log.jsonl").read_text().splitlines()
-    ]
-    _loss_plot(log, output / "training_loss.png")
-    metrics = {
-        "z500_rmse_skill_vs_persistence": skill,
-        "leads_h": LEADS_H,
-        "rmse": {
-            k: {c: table[k][c]["rmse"] for c in ("z500", "t850", "t2m", "msl")}
-            for k in ("model", "persistence", "climatology")
-        },
-        "acc": {
-            k: {c: table[k][c]["acc"] for c in ("z500", "t850", "t2m", "msl")}
-            for k in ("model", "persistence")
-        },
-        "climatology_terms": table["climatology_terms"],
-        "n_forecasts": table["n_forecasts"],
-        "grid": cfg.grid,
-        "ranks": comm.Get_size(),
-    }
-    record = RunRecord.create(
-        "weathermixer",
-        __version__,
-        config={
-            "simulation": config_to_dict(simulation),
-            "run": config_to_dict(cfg),
-            "leads_h": LEADS_H,
-        },
-        metrics=metrics,
-        headline={
-            "name": f"Z500 RMSE skill vs persistence at +{LEADS_H[-1]:g} h (1 - model/persistence)",
-            "value": skill,
-            "unit": "",
-            "paper": None,
-            "higher_is_better": True,
-        },
-        energy=meter.report.to_dict(),
-        wall_time_s=time.perf_counter() - started,
-        artifacts=[
-            "skill.json",
-            "skill_vs_lead.png",
-            "map_z500.png",
-            "training_loss.png",
-            "run/",
-            "data.nc",
-        ],
+        trained = train(cfg, comm, progress=print)
+        skill = evaluate(TrainedRun.open(output / "run"), EVALUATION, comm)
+    artifacts = ["training_loss.png", "run/", "data.nc"]
+    if run.is_writer:
+        artifacts = write_skill(skill, output) + artifacts
+        lines = (output / "run" / "train_log.jsonl").read_text().splitlines()
+        loss_plot([json.loads(line) for line in lines], output / "training_loss.png")
+    record = run.write(
+        output / "results.json",
+        config={"simulation": simulation, "run": trained.config, "evaluation": EVALUATION},
+        metrics={**skill.metrics(), "grid": cfg.grid, "ranks": comm.Get_size()},
+        headline=skill.headline(),
+        artifacts=artifacts,
+    )
+    z500 = [skill.scores(kind)["z500"].rmse[-1] for kind in ("model", "persistence", "climatology")]
+    rank0_print(
+        f"Z500 RMSE at +{skill.leads_h[-1]:g} h: model {z500[0]:.0f}, persistence {z500[1]:.0f}, "
+        f"climatology {z500[2]:.0f} m²/s²; skill {skill.rmse_skill('z500'):.3f}",
         comm=comm,
     )
-    record.write(output / "results.json")
-    print(
-        f"Z500 RMSE at +{LEADS_H[-1]:g} h: model {table['model']['z500']['rmse'][-1]:.0f}, "
-        f"persistence {table['persistence']['z500']['rmse'][-1]:.0f}, climatology "
-        f"{table['climatology']['z500']['rmse'][-1]:.0f} m²/s²; skill {skill:.3f}"
-    )
-    print(f"wrote {output / 'results.json'} ({meter.report})")
+    rank0_print(f"wrote {output / 'results.json'} ({run.report})", comm=comm)
     return record
-
-
-def _loss_plot(log: list[dict[str, Any]], path: Path) -> None:
-    fig = Figure(figsize=(5, 3.2), layout="constrained")
-    ax = fig.subplots()
-    train_log = [e for e in log if "loss" in e]
-    valid = [e for e in log if "val_loss" in e]
-    ax.plot([e["step"] for e in train_log], [e["loss"] for e in train_log], label="training")
-    ax.plot([e["step"] for e in valid], [e["val_loss"] for e in valid], "o", label="validation")
-    ax.axhline(1.0, color="gray", ls=":", label="≈ persistence")
-    ax.set_xlabel("step")
-    ax.set_ylabel("weighted MSE (units of 1-step change)")
-    ax.legend()
-    fig.savefig(path, dpi=110)

@@ -1,14 +1,15 @@
 """A WeatherMixer on this rank's part of the process grid: the one interface training,
 evaluation and benchmarks use.
 
-Grid 1×1 is the plain :class:`~weathermixer.model.WeatherMixer` (wrapped in PyTorch's
-``DistributedDataParallel`` when there are replicas: the pure data-parallel baseline); any other
-grid is a :class:`~weathermixer.jigsaw.JigsawWeatherMixer`, whose (already sharded) gradients
-are summed over the replicas in one bucket.
+Grid 1×1 is the plain ``WeatherMixer`` (wrapped in PyTorch's ``DistributedDataParallel`` when
+there are replicas: the pure data-parallel baseline); any other grid is a
+``JigsawWeatherMixer``, whose (already sharded) gradients are summed over the replicas in one
+bucket.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Iterator
 
@@ -23,6 +24,19 @@ from weathermixer.jigsaw import JigsawWeatherMixer, Layout
 from weathermixer.model import ModelConfig, WeatherMixer
 
 
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on GPU by default (``"auto"``), on request (``"bf16"``) anywhere.
+
+    Args:
+        device: Where the model runs.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
+    """
+    use = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 class _Rollout(nn.Module):
     """``forward`` = rollout, so DDP sees one forward per backward whatever the rollout."""
 
@@ -35,7 +49,14 @@ class _Rollout(nn.Module):
 
 
 class Engine:
-    """The model on this rank, with its data shard, loss and gradient synchronisation."""
+    """The model on this rank, with its data shard, loss and gradient synchronisation.
+
+    Args:
+        cfg: The model, with its channel counts and grid.
+        grid: This rank's place in the process grid.
+        device: Where the parameters live.
+        full_state: Full-size initial parameters (default: the seeded initialisation).
+    """
 
     def __init__(
         self,
@@ -81,10 +102,16 @@ class Engine:
             yield from self.model.named_parameters()
 
     def local_parameters(self) -> int:
+        """Parameters this rank stores."""
         return sum(p.numel() for _, p in self.named_shards())
 
     def set_residual_scale(self, scale: np.ndarray) -> None:
-        """Per state channel: std of the change over one lead / std of the state."""
+        """Set the scale of the predicted change of each of this rank's state channels.
+
+        Args:
+            scale: Per state channel of the whole model: std of the change over one lead /
+                std of the state.
+        """
         local = torch.as_tensor(np.asarray(scale)[list(self.shard.state)], dtype=torch.float32)
         self.model.residual_scale.copy_(local.to(self.device))
 
@@ -92,10 +119,13 @@ class Engine:
     def rollout(
         self, state: torch.Tensor, extras: torch.Tensor, grad_steps: int = 0
     ) -> torch.Tensor:
-        """[B, history, V_l, rows, W] and [B, K, E_l, rows, W] -> [B, K, V_l, rows, W].
+        """Autoregressive forecast of this rank's part: -> ``[B, K, V_l, rows, W]``.
 
-        With ``grad_steps`` > 0 only the last ``grad_steps`` steps are returned, and only
-        they are recorded for backward; the earlier steps run without gradients.
+        Args:
+            state: The normalised input states, ``[B, history, V_l, rows, W]``.
+            extras: The extra channels of each of the K steps, ``[B, K, E_l, rows, W]``.
+            grad_steps: If > 0, only the last ``grad_steps`` steps are returned, and only
+                they are recorded for backward; the earlier steps run without gradients.
         """
         run = self.model.rollout if self.jigsaw else self.runner
         free = extras.shape[1] - grad_steps if grad_steps else 0
@@ -107,8 +137,14 @@ class Engine:
         return run(state, extras)
 
     def loss_weights(self, latitude: np.ndarray) -> torch.Tensor:
-        """Latitude × channel weights for this rank's part, [V_l, rows, 1]: area weights and
-        1/residual_scale² (errors measured in units of the typical change per lead)."""
+        """Latitude × channel weights of the loss for this rank's part, ``[V_l, rows, 1]``.
+
+        Area weights times 1/residual_scale², so errors count in units of the typical change
+        per lead.
+
+        Args:
+            latitude: Latitudes of all rows of the grid.
+        """
         rows = latitude_weights(latitude)[self.shard.rows]
         chan = 1.0 / self.model.residual_scale.detach().cpu().double() ** 2
         w = chan[:, None, None] * torch.as_tensor(rows)[None, :, None]
@@ -117,7 +153,14 @@ class Engine:
     def local_loss(
         self, pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, global_batch: int
     ) -> torch.Tensor:
-        """This rank's share of the global weighted MSE (the shares add up to the mean)."""
+        """This rank's share of the global weighted MSE (the shares add up to the mean).
+
+        Args:
+            pred: The forecast of this rank's part, ``[B, K, V_l, rows, W]``.
+            target: The truth, of the same shape.
+            weights: ``loss_weights``.
+            global_batch: Samples of the global batch (all replicas).
+        """
         cfg = self.cfg
         count = global_batch * pred.shape[1] * cfg.state_channels * cfg.grid[0] * cfg.grid[1]
         sq = (pred.float() - target) ** 2 * weights
@@ -126,7 +169,11 @@ class Engine:
         return sq.sum() / count
 
     def global_loss(self, local: torch.Tensor) -> float:
-        """The loss of the whole global batch (collective)."""
+        """The loss of the whole global batch (collective).
+
+        Args:
+            local: This rank's ``local_loss``.
+        """
         value = local.detach().float().reshape(1)
         if self.jigsaw:
             value = all_reduce(all_reduce(value, self.grid.model), self.grid.replica)
@@ -135,7 +182,14 @@ class Engine:
         return float(value)
 
     def sync_and_clip(self, max_norm: float) -> float:
-        """Sum Jigsaw gradients over replicas, clip by the global norm; returns the norm."""
+        """Sum Jigsaw gradients over replicas and clip them by the global norm (collective).
+
+        Args:
+            max_norm: Largest global norm; 0: no clipping.
+
+        Returns:
+            The global norm before clipping.
+        """
         params = [p for _, p in self.named_shards() if p.grad is not None]
         if self.jigsaw and self.grid.replica.size > 1:
             flat = torch.cat([p.grad.reshape(-1) for p in params])

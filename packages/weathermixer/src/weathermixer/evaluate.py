@@ -3,13 +3,17 @@ lead time over the test period, for the model, persistence and climatology.
 
 Runs on any process grid (the checkpoint is resharded): every rank forecasts its band and
 channels for its replica's share of the initial times, and partial sums are added over all
-ranks. The climatology is fitted to the training period (see
-:class:`weathermixer.metrics.Climatology`).
+ranks. The climatology is fitted to the training period (see ``weathermixer.metrics``).
+``evaluate`` returns a ``Skill``; ``weathermixer.report`` writes it as JSON and plots.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,113 +21,258 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from shared_hpc import get_comm, load_config, write_json_atomic
+from shared_hpc import Comm, Headline, UserError, get_comm, load_config, torch_distributed
+from shared_hpc.files import jsonable
 from weathermixer import checkpoint
-from weathermixer.config import RunConfig
-from weathermixer.data import Era5Store, ForecastSamples, NormStats, latitude_weights
-from weathermixer.engine import Engine
+from weathermixer.checkpoint import CheckpointError
+from weathermixer.collectives import Group
+from weathermixer.config import EvaluateConfig, RunConfig
+from weathermixer.data import Era5Store, ForecastSamples, NormStats, Shard, latitude_weights
+from weathermixer.engine import Engine, autocast
 from weathermixer.grid import GridSpec, ProcessGrid, check_grid
 from weathermixer.metrics import Climatology, SkillSums
-from weathermixer.train import autocast, distributed, pick_device
+from weathermixer.model import ModelConfig
 
-HEADLINE_CHANNELS = ("z500", "t850", "t2m", "u10", "msl")
-
-
-def _sum_over_world(comm: Any) -> Any:
-    def reduce(a: np.ndarray) -> np.ndarray:
-        if comm.Get_size() == 1:
-            return a
-        from mpi4py import MPI
-
-        out = np.empty_like(a)
-        comm.Allreduce(np.ascontiguousarray(a), out, op=MPI.SUM)
-        return out
-
-    return reduce
+SHOWN_CHANNELS = ("z500", "t850", "t2m", "u10", "msl")
+KINDS = ("model", "persistence", "climatology")
 
 
-def _sum_over(group: Any) -> Any:
-    def reduce(a: np.ndarray) -> np.ndarray:
-        if group.size == 1:
-            return a
-        t = torch.from_numpy(np.ascontiguousarray(a))
-        dist.all_reduce(t, group=group.pg)
-        return t.numpy()
+@dataclass(frozen=True)
+class TrainedRun:
+    """The newest checkpoint of a training run, with the run's settings and statistics.
 
-    return reduce
+    Use ``TrainedRun.open``.
 
-
-def evaluate(
-    run_dir: str | Path,
-    output: str | Path | None = None,
-    leads_h: list[float] | None = None,
-    stride_h: float = 24.0,
-    grid: str = "1x1",
-    batch_size: int = 4,
-    max_forecasts: int | None = None,
-    comm: Any = None,
-    plots: bool = True,
-    max_climatology_samples: int = 8000,
-) -> dict[str, Any] | None:
-    """Score the latest checkpoint of ``run_dir`` on the test period; rank 0 returns the table.
-
-    Writes ``skill.json`` (and PNG plots) to ``output`` (default: the run directory). The
-    climatology is fitted to at most ``max_climatology_samples`` training times.
+    Attributes:
+        folder: The run folder.
+        checkpoint: Its newest complete checkpoint.
+        config: The settings the run was trained with.
+        model: The model the checkpoint holds.
+        stats: The normalisation statistics of the run.
     """
-    comm = comm or get_comm()
-    run_dir = Path(run_dir)
-    ckpt = checkpoint.latest(run_dir / "checkpoints")
-    if ckpt is None:
-        raise FileNotFoundError(f"no checkpoint under {run_dir / 'checkpoints'}")
-    meta = checkpoint.read_meta(ckpt)
-    cfg = load_config(RunConfig, meta["config"])
-    model_cfg = checkpoint.model_config(meta)
-    spec = GridSpec.parse(grid)
-    check_grid(spec, comm.Get_size(), model_cfg)
-    store = Era5Store(cfg.data.path, cfg.data.variables, cfg.data.static_path or None)
-    stats = NormStats.read(run_dir / "stats.nc")
-    lead = cfg.data.lead_steps(store.interval_s)
-    leads_h = leads_h or [cfg.data.lead_time_h * k for k in (1, 4, 12, 20)]
-    steps = [h / cfg.data.lead_time_h for h in leads_h]
+
+    folder: Path
+    checkpoint: Path
+    config: RunConfig
+    model: ModelConfig
+    stats: NormStats
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> TrainedRun:
+        """Read what a run folder of ``train`` holds (no weights yet).
+
+        Args:
+            folder: The run folder (``RunConfig.output``).
+
+        Raises:
+            UserError: No complete checkpoint, or an unreadable one or statistics file.
+        """
+        folder = Path(folder)
+        newest = checkpoint.latest(folder / "checkpoints")
+        if newest is None:
+            raise CheckpointError(f"no checkpoint under {folder / 'checkpoints'}")
+        meta = checkpoint.read_meta(newest)
+        if "config" not in meta:
+            raise CheckpointError(f"{newest} holds no run config: not written by train")
+        config = load_config(RunConfig, meta["config"])
+        model = checkpoint.model_config(meta)
+        return cls(folder, newest, config, model, NormStats.read(folder / "stats.nc"))
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The scores of one forecast (model, persistence, climatology) for one channel.
+
+    Attributes:
+        rmse: Latitude-weighted RMSE per lead time, in the channel's units.
+        acc: Anomaly correlation coefficient per lead time (``None`` for the climatology).
+    """
+
+    rmse: list[float]
+    acc: list[float | None]
+
+
+@dataclass(frozen=True)
+class ForecastMap:
+    """The first forecast of the test period at the longest lead, on the whole grid.
+
+    Attributes:
+        forecast: The forecast, ``[channels, latitude, longitude]``.
+        truth: The data at the same time.
+        initial_time: When the forecast started.
+        latitude: Latitudes of the rows (north to south).
+        longitude: Longitudes of the columns.
+    """
+
+    forecast: np.ndarray
+    truth: np.ndarray
+    initial_time: str
+    latitude: np.ndarray
+    longitude: np.ndarray
+
+
+@dataclass(frozen=True)
+class Skill:
+    """Scores of a trained model on the test period, beside persistence and climatology.
+
+    Attributes:
+        leads_h: Lead times in hours.
+        channels: The state channels, in the model's order.
+        n_forecasts: Initial times scored.
+        test_period: First and last initial time.
+        climatology_terms: The harmonics of the climatology fit.
+        grid: Process grid of the evaluation.
+        checkpoint: The checkpoint evaluated.
+        seconds: Wall time of the evaluation.
+        model: Scores of the model per channel.
+        persistence: Scores of persistence (the initial state) per channel.
+        climatology: Scores of the climatology per channel.
+        example: The first forecast on the whole grid, on rank 0 (``None`` on the others).
+    """
+
+    leads_h: list[float]
+    channels: list[str]
+    n_forecasts: int
+    test_period: tuple[str, str]
+    climatology_terms: list[str]
+    grid: str
+    checkpoint: str
+    seconds: float
+    model: dict[str, Scores]
+    persistence: dict[str, Scores]
+    climatology: dict[str, Scores]
+    example: ForecastMap | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def shown_channels(self) -> list[str]:
+        """The channels a summary shows: Z500, T850, T2M, U10, MSL where present."""
+        return [c for c in SHOWN_CHANNELS if c in self.channels] or self.channels[:4]
+
+    def scores(self, kind: str) -> dict[str, Scores]:
+        """The scores of one forecast per channel.
+
+        Args:
+            kind: ``"model"``, ``"persistence"`` or ``"climatology"``.
+        """
+        return {
+            "model": self.model,
+            "persistence": self.persistence,
+            "climatology": self.climatology,
+        }[kind]
+
+    def rmse_skill(self, channel: str) -> float:
+        """RMSE skill against persistence at the longest lead: 1 − RMSE_model / RMSE_pers.
+
+        Args:
+            channel: The channel, e.g. ``"z500"``.
+        """
+        return 1.0 - self.model[channel].rmse[-1] / self.persistence[channel].rmse[-1]
+
+    def headline(self) -> Headline:
+        """The RMSE skill against persistence of the first shown channel (Z500)."""
+        channel = self.shown_channels[0]
+        return Headline(
+            f"{channel.upper()} RMSE skill vs persistence at +{self.leads_h[-1]:g} h "
+            "(1 - model/persistence)",
+            self.rmse_skill(channel),
+        )
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures of a run record: skill, RMSE and ACC of the shown channels."""
+        shown = self.shown_channels
+        return {
+            f"{shown[0]}_rmse_skill_vs_persistence": self.rmse_skill(shown[0]),
+            "leads_h": self.leads_h,
+            "rmse": {k: {c: self.scores(k)[c].rmse for c in shown} for k in KINDS},
+            "acc": {k: {c: self.scores(k)[c].acc for c in shown} for k in KINDS[:2]},
+            "climatology_terms": self.climatology_terms,
+            "n_forecasts": self.n_forecasts,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every score as plain JSON values (the content of ``skill.json``)."""
+        fields = dataclasses.fields(self)
+        return jsonable({f.name: getattr(self, f.name) for f in fields if f.name != "example"})
+
+    def summary(self) -> str:
+        """RMSE and ACC of every channel and forecast, a line per channel and score."""
+        lines = [f"lead times [h]: {self.leads_h}  ({self.n_forecasts} forecasts)"]
+        for name in self.channels:
+            for score, kinds in (("rmse", KINDS), ("acc", KINDS[:2])):
+                values = [getattr(self.scores(kind)[name], score) for kind in kinds]
+                cells = [
+                    f"{kind} {' '.join(f'{x:.3g}' for x in row)}"
+                    for kind, row in zip(kinds, values, strict=True)
+                ]
+                lines.append(f"{name:>6} {score.upper():<4} " + " | ".join(cells))
+        return "\n".join(lines)
+
+
+def evaluate(run: TrainedRun, cfg: EvaluateConfig | None = None, comm: Comm | None = None) -> Skill:
+    """Score the newest checkpoint of ``run`` on the test period (collective over ``comm``).
+
+    Args:
+        run: The trained run (``TrainedRun.open``).
+        cfg: Lead times, initial times, process grid and batch size (default:
+            ``EvaluateConfig()``).
+        comm: Communicator of all ranks (default: ``get_comm()``).
+
+    Returns:
+        The scores, on every rank (the example forecast on rank 0 only).
+
+    Raises:
+        UserError: The data is gone or changed, a lead time is not a multiple of the run's,
+            or the process grid does not fit.
+    """
+    cfg = cfg or EvaluateConfig()
+    comm = get_comm() if comm is None else comm
+    data = run.config.data
+    spec = GridSpec.parse(cfg.grid)
+    check_grid(spec, comm.Get_size(), run.model)
+    store = Era5Store(data.path, data.variables, data.static_path or None)
+    lead = data.lead_steps(store.interval_s)
+    leads_h = cfg.leads_h or [data.lead_time_h * k for k in (1, 4, 12, 20)]
+    steps = [h / data.lead_time_h for h in leads_h]
     if any(s < 1 or not float(s).is_integer() for s in steps):
-        raise ValueError(f"lead times {leads_h} must be multiples of {cfg.data.lead_time_h} h")
+        raise UserError(f"lead times {leads_h} must be multiples of {data.lead_time_h} h")
     k_max = int(max(steps))
-    stride = max(1, round(stride_h * 3600 / store.interval_s))
-    test = cfg.data.period("test", store.times)[::stride]
-    output = Path(output) if output else run_dir
+    stride = max(1, round(cfg.stride_h * 3600 / store.interval_s))
+    test = data.period("test", store.times)[::stride]
     started = time.perf_counter()
-    with distributed(comm) as info:
-        device = pick_device(info)
-        pgrid = ProcessGrid.create(spec, model_cfg)
-        engine = Engine(model_cfg, pgrid, device)
-        checkpoint.restore(ckpt, engine, None)
-        if cfg.data.preload:
+    with torch_distributed(comm) as info:
+        device = info.device
+        pgrid = ProcessGrid.create(spec, run.model)
+        engine = Engine(run.model, pgrid, device)
+        checkpoint.restore(run.checkpoint, engine, None)
+        if data.preload:
             store.preload(engine.shard.rows, engine.shard.state)
+        stats = run.stats
         engine.set_residual_scale(stats.diff_std / stats.std[: stats.diff_std.size])
         shard = engine.shard
-        train_times = cfg.data.period("train", store.times)
-        if train_times.size > max_climatology_samples:  # random, so no hour is left out
+        train_times = data.period("train", store.times)
+        if train_times.size > cfg.max_climatology_samples:  # random, so no hour is left out
             rng = np.random.default_rng(0)
-            train_times = np.sort(rng.choice(train_times, max_climatology_samples, replace=False))
+            train_times = np.sort(
+                rng.choice(train_times, cfg.max_climatology_samples, replace=False)
+            )
         clim = Climatology.fit(
             store, train_times, shard, (pgrid.r, pgrid.replicas), _sum_over(pgrid.replica)
         )
-        samples = ForecastSamples(store, stats, lead, test, shard, k_max, model_cfg.history)
-        n = len(samples) if max_forecasts is None else min(len(samples), max_forecasts)
+        samples = ForecastSamples(store, stats, lead, test, shard, k_max, run.model.history)
+        n = len(samples) if cfg.max_forecasts is None else min(len(samples), cfg.max_forecasts)
         names = store.variables.state_channels
         rows = latitude_weights(store.latitude)[shard.rows]
         n_points = store.shape[0] * store.shape[1]
         sums = {
-            kind: SkillSums(n, k_max, len(names), shard.state, rows, n_points)
-            for kind in ("model", "persistence", "climatology")
+            kind: SkillSums(n, k_max, len(names), shard.state, rows, n_points) for kind in KINDS
         }
         mine = list(range(pgrid.r, n, pgrid.replicas))
         example = None
         with torch.no_grad():
-            for start in range(0, len(mine), batch_size):
-                idx = mine[start : start + batch_size]
+            for start in range(0, len(mine), cfg.batch_size):
+                idx = mine[start : start + cfg.batch_size]
                 batch = samples.batch(idx)
-                with autocast(device, cfg.train.precision):
+                with autocast(device, run.config.train.precision):
                     pred = engine.rollout(batch["state"].to(device), batch["extras"].to(device))
                 pred = pred.float().cpu().numpy()
                 for j, i in enumerate(idx):
@@ -140,50 +289,59 @@ def evaluate(
                         example = (fc[-1], truth[-1], str(store.times[t0]))
         reduce = _sum_over_world(comm)
         scores = {kind: s.scores(reduce) for kind, s in sums.items()}
-        maps = _gather_example(example, shard, comm) if plots else None
-    if comm.Get_rank() != 0:
-        return None
+        example_map = _gather_example(example, shard, comm, store)
     ks = [int(s) - 1 for s in steps]
-    table: dict[str, Any] = {
-        "leads_h": leads_h,
-        "channels": names,
-        "n_forecasts": n,
-        "test_period": [str(store.times[test[0]]), str(store.times[test[-1]])],
-        "climatology_terms": clim.terms,
-        "grid": grid,
-        "checkpoint": str(ckpt),
-        "seconds": time.perf_counter() - started,
-    }
-    for kind, (r, a) in scores.items():
-        table[kind] = {
-            name: {
-                "rmse": [float(r[k, c]) for k in ks],
-                "acc": [None if kind == "climatology" else float(a[k, c]) for k in ks],
-            }
+    by_kind = {
+        kind: {
+            name: Scores(
+                rmse=[float(r[k, c]) for k in ks],
+                acc=[None if kind == "climatology" else float(a[k, c]) for k in ks],
+            )
             for c, name in enumerate(names)
         }
-    output.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output / "skill.json", table)
-    if plots:
-        from weathermixer.plots import map_plot, skill_plot
-
-        shown = [c for c in HEADLINE_CHANNELS if c in names] or names[:4]
-        skill_plot(table, shown, output / "skill_vs_lead.png")
-        if maps is not None:
-            channel = shown[0]
-            c = names.index(channel)
-            fc, truth, when = maps
-            map_plot(
-                store.latitude,
-                store.longitude,
-                {"truth": truth[c], "forecast": fc[c], "error": fc[c] - truth[c]},
-                f"{channel} at +{leads_h[-1]:g} h from {when}",
-                output / f"map_{channel}.png",
-            )
-    return table
+        for kind, (r, a) in scores.items()
+    }
+    return Skill(
+        leads_h=list(leads_h),
+        channels=names,
+        n_forecasts=n,
+        test_period=(str(store.times[test[0]]), str(store.times[test[-1]])),
+        climatology_terms=clim.terms,
+        grid=cfg.grid,
+        checkpoint=str(run.checkpoint),
+        seconds=time.perf_counter() - started,
+        example=example_map,
+        **by_kind,
+    )
 
 
-def _gather_example(example: Any, shard: Any, comm: Any) -> Any:
+def _sum_over_world(comm: Comm) -> Callable[[np.ndarray], np.ndarray]:
+    def reduce(a: np.ndarray) -> np.ndarray:
+        if comm.Get_size() == 1:
+            return a
+        from mpi4py import MPI
+
+        out = np.empty_like(a)
+        comm.Allreduce(np.ascontiguousarray(a), out, op=MPI.SUM)
+        return out
+
+    return reduce
+
+
+def _sum_over(group: Group) -> Callable[[np.ndarray], np.ndarray]:
+    def reduce(a: np.ndarray) -> np.ndarray:
+        if group.size == 1:
+            return a
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        dist.all_reduce(t, group=group.pg)
+        return t.numpy()
+
+    return reduce
+
+
+def _gather_example(
+    example: tuple[np.ndarray, np.ndarray, str] | None, shard: Shard, comm: Comm, store: Era5Store
+) -> ForecastMap | None:
     """The first forecast's full fields on rank 0 (each rank holds a band and channels)."""
     parts = comm.gather((example, shard), root=0)
     if comm.Get_rank() != 0:
@@ -198,11 +356,4 @@ def _gather_example(example: Any, shard: Any, comm: Any) -> Any:
     for (f, t, _), s in parts:
         fc[list(s.state), s.rows] = f
         truth[list(s.state), s.rows] = t
-    return fc, truth, parts[0][0][2]
-
-
-def headline_skill(table: dict[str, Any], channel: str = "z500") -> float:
-    """RMSE skill vs persistence at the longest lead: 1 − RMSE_model / RMSE_persistence."""
-    model = table["model"][channel]["rmse"][-1]
-    pers = table["persistence"][channel]["rmse"][-1]
-    return 1.0 - model / pers
+    return ForecastMap(fc, truth, parts[0][0][2], store.latitude, store.longitude)

@@ -11,25 +11,39 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from shared_hpc import UserError
 from weathermixer.collectives import Group
 from weathermixer.model import ModelConfig
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    """Domain × tensor parallel degrees."""
+    """Domain × tensor parallel degrees.
+
+    Attributes:
+        domain: D, the ranks that split the latitude bands.
+        tensor: M, the ranks that split channels and hidden features.
+    """
 
     domain: int = 1
     tensor: int = 1
 
     @classmethod
     def parse(cls, text: str) -> GridSpec:
+        """The grid written as ``DxM``.
+
+        Args:
+            text: E.g. ``"2x2"``.
+
+        Raises:
+            UserError: ``text`` is not of that form or a degree is below 1.
+        """
         match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
         if not match:
-            raise ValueError(f"grid must look like DxM (e.g. 2x2), got {text!r}")
+            raise UserError(f"grid must look like DxM (e.g. 2x2), got {text!r}")
         domain, tensor = int(match.group(1)), int(match.group(2))
         if domain < 1 or tensor < 1:
-            raise ValueError(f"grid degrees must be >= 1, got {text!r}")
+            raise UserError(f"grid degrees must be >= 1, got {text!r}")
         return cls(domain, tensor)
 
     @property
@@ -41,11 +55,20 @@ class GridSpec:
 
 
 def check_grid(spec: GridSpec, world_size: int, cfg: ModelConfig) -> int:
-    """Validate a grid for a world size and model; returns the number of replicas.
+    """Validate a grid for a world size and model, before any work starts.
 
-    Raises ``ValueError`` naming every constraint that fails, before any work starts.
+    Args:
+        spec: The domain × tensor degrees.
+        world_size: Ranks taking part.
+        cfg: The model, with its channel counts and grid.
+
+    Returns:
+        The number of data-parallel replicas.
+
+    Raises:
+        UserError: Naming every constraint that fails.
     """
-    cfg.check()
+    cfg.require_shape()
     problems = []
     if world_size % spec.size:
         problems.append(
@@ -66,13 +89,23 @@ def check_grid(spec: GridSpec, world_size: int, cfg: ModelConfig) -> int:
             f"{cfg.state_channels} state channels cannot be split over M = {spec.tensor} ranks"
         )
     if problems:
-        raise ValueError(f"impossible process grid {spec}: " + "; ".join(problems))
+        raise UserError(f"impossible process grid {spec}: " + "; ".join(problems))
     return world_size // spec.size
 
 
 @dataclass(frozen=True)
 class ProcessGrid:
-    """This rank's coordinates and its four groups (domain, tensor, replica, model = D×M)."""
+    """This rank's coordinates and its four groups (domain, tensor, replica, model = D×M).
+
+    Attributes:
+        spec: The domain × tensor degrees.
+        replicas: Data-parallel replicas.
+        rank: This rank in the default process group.
+        domain: The ranks that hold the other latitude bands of this model copy.
+        tensor: The ranks that hold the other channel parts of this band.
+        replica: The ranks that hold the same part in the other replicas.
+        model: The D × M ranks of this model copy.
+    """
 
     spec: GridSpec
     replicas: int
@@ -103,9 +136,14 @@ class ProcessGrid:
 
     @classmethod
     def create(cls, spec: GridSpec, cfg: ModelConfig) -> ProcessGrid:
-        """Build the groups from the initialised default ``torch.distributed`` group.
+        """Build the groups from the default ``torch.distributed`` group (the single grid
+        without one).
 
         Collective: every rank creates every group, in the same order, as torch requires.
+
+        Args:
+            spec: The domain × tensor degrees.
+            cfg: The model, checked against the grid.
         """
         import torch.distributed as dist
 

@@ -55,7 +55,13 @@ from weathermixer.model import (
 
 
 def split_range(n: int, parts: int, k: int) -> range:
-    """The k-th of ``parts`` nearly equal contiguous pieces of range(n) (numpy array_split)."""
+    """One of nearly equal contiguous pieces of ``range(n)`` (as numpy's ``array_split``).
+
+    Args:
+        n: Items.
+        parts: Pieces.
+        k: Which piece.
+    """
     sizes = [len(a) for a in np.array_split(np.arange(n), parts)]
     start = sum(sizes[:k])
     return range(start, start + sizes[k])
@@ -63,7 +69,14 @@ def split_range(n: int, parts: int, k: int) -> range:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """How one parameter is cut: ``dim`` is sliced by the rank's ``axis`` index ('d' or 'm')."""
+    """How one parameter is cut.
+
+    Attributes:
+        name: The parameter's name in ``WeatherMixer``.
+        shape: Its full shape.
+        dim: The dimension that is sliced.
+        axis: Whose index picks the slice: ``"d"`` (domain) or ``"m"`` (tensor).
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -89,6 +102,13 @@ class Layout:
 
     A pure function of the model shape and the grid, so checkpoints written on one grid can be
     reassembled and resharded for another without any process group.
+
+    Args:
+        cfg: The model, with its channel counts and grid.
+        spec: The domain × tensor grid.
+
+    Raises:
+        UserError: The grid does not fit the model.
     """
 
     def __init__(self, cfg: ModelConfig, spec: GridSpec) -> None:
@@ -100,22 +120,46 @@ class Layout:
 
     # --- data and activations ----------------------------------------------------------
     def state_channels(self, m: int) -> range:
+        """State channels of tensor rank ``m``.
+
+        Args:
+            m: The tensor index.
+        """
         return split_range(self.cfg.state_channels, self.spec.tensor, m)
 
     def extra_channels(self, m: int) -> range:
+        """Extra channels of tensor rank ``m``.
+
+        Args:
+            m: The tensor index.
+        """
         return split_range(self.cfg.extra_channels, self.spec.tensor, m)
 
     def rows(self, d: int) -> slice:
+        """Grid rows of domain rank ``d``.
+
+        Args:
+            d: The domain index.
+        """
         band = self.cfg.patch_rows // self.spec.domain
         return slice(d * band * self.cfg.patch, (d + 1) * band * self.cfg.patch)
 
     def tokens(self, d: int) -> range:
+        """Tokens (patches) of domain rank ``d``.
+
+        Args:
+            d: The domain index.
+        """
         per = self.cfg.tokens // self.spec.domain
         return range(d * per, (d + 1) * per)
 
     def in_features(self, m: int) -> list[int]:
-        """Embedding columns of rank m: its state channels at every history step, then its
-        extra channels (input order: history × state channels, then extras)."""
+        """Embedding columns of tensor rank ``m``: its state channels at every history step,
+        then its extra channels (input order: history × state channels, then extras).
+
+        Args:
+            m: The tensor index.
+        """
         cfg, p2 = self.cfg, self.cfg.patch**2
         v = cfg.state_channels
         chans = [h * v + c for h in range(cfg.history) for c in self.state_channels(m)]
@@ -123,12 +167,19 @@ class Layout:
         return [c * p2 + k for c in chans for k in range(p2)]
 
     def out_sizes(self) -> tuple[int, ...]:
+        """Head outputs of each tensor rank (its state channels × patch²)."""
         p2 = self.cfg.patch**2
         return tuple(len(self.state_channels(m)) * p2 for m in range(self.spec.tensor))
 
     # --- parameters ---------------------------------------------------------------------
     def index(self, p: ParamSpec, d: int, m: int) -> list[int]:
-        """Indices along ``p.dim`` of the slice rank (d, m) uses."""
+        """Indices along ``p.dim`` of the slice rank (d, m) uses.
+
+        Args:
+            p: The parameter.
+            d: The rank's domain index.
+            m: The rank's tensor index.
+        """
         cfg, spec = self.cfg, self.spec
         size = p.shape[p.dim]
         if p.axis == "d":
@@ -143,16 +194,36 @@ class Layout:
         return list(split_range(size, spec.tensor, m))
 
     def used_shape(self, p: ParamSpec, d: int, m: int) -> tuple[int, ...]:
+        """Shape of the slice rank (d, m) uses.
+
+        Args:
+            p: The parameter.
+            d: The rank's domain index.
+            m: The rank's tensor index.
+        """
         shape = list(p.shape)
         shape[p.dim] = len(self.index(p, d, m))
         return tuple(shape)
 
     def group_of(self, p: ParamSpec, d: int, m: int) -> tuple[int, int]:
-        """(group size, position) of the ranks sharing the slice rank (d, m) uses."""
+        """(group size, position) of the ranks sharing the slice rank (d, m) uses.
+
+        Args:
+            p: The parameter.
+            d: The rank's domain index.
+            m: The rank's tensor index.
+        """
         return (self.spec.domain, d) if p.axis == "m" else (self.spec.tensor, m)
 
     def shard(self, full: torch.Tensor, p: ParamSpec, d: int, m: int) -> torch.Tensor:
-        """Rank (d, m)'s flat shard of the full tensor ``full``."""
+        """Rank (d, m)'s flat shard of a full tensor.
+
+        Args:
+            full: The full-size parameter.
+            p: The parameter.
+            d: The rank's domain index.
+            m: The rank's tensor index.
+        """
         used = full.index_select(p.dim, torch.tensor(self.index(p, d, m))).reshape(-1)
         size, pos = self.group_of(p, d, m)
         per = -(-used.numel() // size)
@@ -160,7 +231,12 @@ class Layout:
         return used[pos * per : (pos + 1) * per].clone()
 
     def assemble(self, p: ParamSpec, shards: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
-        """The full tensor from the shards of all (d, m)."""
+        """The full tensor from the shards of all ranks.
+
+        Args:
+            p: The parameter.
+            shards: The flat shard of every (d, m).
+        """
         full = torch.zeros(p.shape, dtype=next(iter(shards.values())).dtype)
         for d in range(self.spec.domain):
             for m in range(self.spec.tensor):
@@ -189,6 +265,16 @@ class SplitLayerNorm(torch.autograd.Function):
         group: Group,
         channels: int,
     ) -> torch.Tensor:
+        """Normalise ``x`` over all ``channels`` of the group.
+
+        Args:
+            ctx: Autograd's context.
+            x: This rank's channels, ``[..., C_m]``.
+            weight: This rank's part of the scale.
+            bias: This rank's part of the shift.
+            group: The ranks that hold the other channels.
+            channels: Channels in total (C).
+        """
         sums = all_reduce(torch.stack([x.sum(-1), (x * x).sum(-1)], dim=-1), group) / channels
         mean = sums[..., :1]
         rstd = torch.rsqrt(sums[..., 1:] - mean * mean + 1e-5)
@@ -199,6 +285,12 @@ class SplitLayerNorm(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        """Gradients of the input, weight and bias.
+
+        Args:
+            ctx: Autograd's context.
+            grad: Gradient of the output.
+        """
         xhat, rstd, weight = ctx.saved_tensors
         lead = tuple(range(grad.dim() - 1))
         grad_weight = (grad * xhat).sum(lead)
@@ -211,7 +303,11 @@ class SplitLayerNorm(torch.autograd.Function):
 
 
 def autocast_dtype(device_type: str) -> torch.dtype:
-    """The compute dtype autocast asks for on ``device_type`` here, else float32."""
+    """The compute dtype autocast asks for here, else float32.
+
+    Args:
+        device_type: ``"cpu"`` or ``"cuda"``.
+    """
     if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
         if torch.is_autocast_enabled(device_type):
             return torch.get_autocast_dtype(device_type)
@@ -231,10 +327,15 @@ class JigsawWeatherMixer(nn.Module):
     """This rank's part of a WeatherMixer; same outputs and gradients as the full model.
 
     ``forward(states, extras)`` takes the rank's band and channels (``[B, history, |S_m|, rows,
-    W]`` and ``[B, |E_m|, rows, W]``, see :class:`Layout`) and returns the next state for S_m on
-    the band.
-    Build it with the same ``cfg`` as a :class:`~weathermixer.model.WeatherMixer` to start from
-    the same initial values, or pass ``full_state`` (e.g. from a checkpoint).
+    W]`` and ``[B, |E_m|, rows, W]``, see ``Layout``) and returns the next state for S_m on
+    the band. Built with the same ``cfg`` as a ``WeatherMixer``, it starts from the same
+    initial values.
+
+    Args:
+        cfg: The model, with its channel counts and grid.
+        grid: This rank's place in the process grid.
+        full_state: Full-size initial parameters, e.g. from a checkpoint (default: the seeded
+            initialisation).
     """
 
     def __init__(
@@ -261,6 +362,7 @@ class JigsawWeatherMixer(nn.Module):
 
     # --- parameters ---------------------------------------------------------------------
     def named_shards(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """(full parameter name, this rank's flat shard) in the model's order."""
         for p in self.layout.params:
             yield p.name, self.shards[_key(p.name)]
 
@@ -285,7 +387,7 @@ class JigsawWeatherMixer(nn.Module):
         )
 
     def _norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        """LayerNorm over channels split across the tensor group (see :class:`SplitLayerNorm`)."""
+        """LayerNorm over channels split across the tensor group (see ``SplitLayerNorm``)."""
         return SplitLayerNorm.apply(
             x.float(),
             self._param(name + ".weight"),
@@ -296,6 +398,12 @@ class JigsawWeatherMixer(nn.Module):
 
     # --- forward ------------------------------------------------------------------------
     def forward(self, states: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:
+        """One step on this rank's part: -> the next state of S_m on the band.
+
+        Args:
+            states: Normalised states, ``[B, history, |S_m|, rows, W]``.
+            extras: Normalised extra channels, ``[B, |E_m|, rows, W]``.
+        """
         cfg, g = self.cfg, self.grid
         dtype = autocast_dtype(states.device.type)
         tokens = patchify(torch.cat([states.flatten(1, 2), extras], dim=1), cfg.patch)
@@ -321,7 +429,12 @@ class JigsawWeatherMixer(nn.Module):
         return states[:, -1] + self.residual_scale[None, :, None, None] * delta.to(states.dtype)
 
     def rollout(self, states: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:
-        """Autoregressive forecast on this rank's part: extras [B, K, E_m, rows, W]."""
+        """Autoregressive forecast on this rank's part: -> ``[B, K, |S_m|, rows, W]``.
+
+        Args:
+            states: Normalised states, ``[B, history, |S_m|, rows, W]``.
+            extras: Extra channels of each step, ``[B, K, |E_m|, rows, W]``.
+        """
         return rollout(self, states, extras)
 
     # --- whole-model views (collective over the model group) -----------------------------
@@ -330,7 +443,12 @@ class JigsawWeatherMixer(nn.Module):
         return self.assemble({name: s.detach() for name, s in self.named_shards()})
 
     def assemble(self, local: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Full tensors from every rank's shard-shaped tensors ``local`` (collective)."""
+        """Full tensors from every rank's shard-shaped tensors (collective over the model
+        group).
+
+        Args:
+            local: Name -> this rank's tensor shaped like its shard (e.g. gradients).
+        """
         import torch.distributed as dist
 
         g = self.grid

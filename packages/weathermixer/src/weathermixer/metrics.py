@@ -1,7 +1,7 @@
 """WeatherBench 2 scores — latitude-weighted RMSE and ACC — and a smooth climatology.
 
 Definitions (Rasp et al. 2024, WeatherBench 2), per variable and lead time, with area weights
-w (mean 1, see :func:`weathermixer.data.latitude_weights`) over the I × J grid:
+w (mean 1, see ``weathermixer.data.latitude_weights``) over the I × J grid:
 
 - RMSE = sqrt( mean over forecasts t of  (1/IJ) Σᵢⱼ wᵢ (fₜᵢⱼ − oₜᵢⱼ)² )
 - ACC  = mean over t of  Σ w f′ o′ / sqrt(Σ w f′² · Σ w o′²),  f′ = f − c, o′ = o − c,
@@ -24,14 +24,27 @@ __all__ = ["Climatology", "SkillSums", "acc", "latitude_weights", "rmse"]
 
 
 def rmse(forecast: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> float:
-    """Latitude-weighted RMSE of ``[time, lat, lon]`` (or ``[lat, lon]``) fields."""
+    """Latitude-weighted RMSE of ``[time, lat, lon]`` (or ``[lat, lon]``) fields.
+
+    Args:
+        forecast: The forecast.
+        truth: The truth, of the same shape.
+        weights: Latitude weights of the rows, mean 1 (``latitude_weights``).
+    """
     err = (np.asarray(forecast, np.float64) - truth) ** 2 * weights[:, None]
     per_time = err.reshape(-1, *err.shape[-2:]).mean(axis=(-2, -1))
     return float(np.sqrt(per_time.mean()))
 
 
 def acc(forecast: np.ndarray, truth: np.ndarray, clim: np.ndarray, weights: np.ndarray) -> float:
-    """Anomaly correlation coefficient of ``[time, lat, lon]`` fields against ``clim``."""
+    """Anomaly correlation coefficient of ``[time, lat, lon]`` fields.
+
+    Args:
+        forecast: The forecast.
+        truth: The truth, of the same shape.
+        clim: The climatology the anomalies are taken from.
+        weights: Latitude weights of the rows, mean 1 (``latitude_weights``).
+    """
     f = (np.asarray(forecast, np.float64) - clim).reshape(-1, *np.shape(forecast)[-2:])
     o = (np.asarray(truth, np.float64) - clim).reshape(f.shape)
     w = weights[:, None]
@@ -64,10 +77,16 @@ class Climatology:
     Smooth in time like WeatherBench 2's 61-day-window climatology, and small: a few
     coefficients per point instead of a field per day of year and hour. Annual terms need a
     year of training data and diurnal terms sub-daily steps; otherwise they are left out
-    (``terms`` says which were fitted).
+    (``terms`` says which were fitted). Use ``Climatology.fit``.
+
+    Attributes:
+        coefficients: Fitted coefficients, ``[k, channels, rows, lon]``.
+        annual: Whether the annual harmonics were fitted.
+        diurnal: Whether the diurnal harmonics were fitted.
+        terms: Names of the fitted terms.
     """
 
-    coefficients: np.ndarray  # [k, channels, rows, lon]
+    coefficients: np.ndarray
     annual: bool
     diurnal: bool
     terms: list[str] = field(default_factory=list)
@@ -81,8 +100,16 @@ class Climatology:
         part: tuple[int, int] = (0, 1),
         reduce: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Climatology:
-        """Fit over the training ``times`` on ``shard``; ranks that share a shard may each read
-        every ``part[1]``-th time starting at ``part[0]`` and ``reduce`` (sum) their parts."""
+        """Fit to the training times on a shard.
+
+        Args:
+            store: The data.
+            times: The training time indices.
+            shard: The band and channels (default: all of the data).
+            part: (k, n): this rank reads every n-th time starting at the k-th, for ranks
+                that share a shard.
+            reduce: Sums the parts of those ranks (default: one rank reads all).
+        """
         shard = shard or Shard.full(store)
         all_index = np.asarray(times)
         stamps = store.times[all_index]
@@ -107,7 +134,11 @@ class Climatology:
         return cls(coef.astype(np.float32), annual, diurnal, terms)
 
     def at(self, times: np.ndarray) -> np.ndarray:
-        """Climatology at ``times``: [len(times), channels, rows, lon]."""
+        """The climatology at some times: ``[len(times), channels, rows, lon]``.
+
+        Args:
+            times: The times (datetime64).
+        """
         x = _harmonics(np.atleast_1d(times), self.annual, self.diurnal).astype(np.float32)
         return np.tensordot(x, self.coefficients, axes=(1, 0))
 
@@ -115,9 +146,16 @@ class Climatology:
 class SkillSums:
     """Partial sums for RMSE and ACC per initial time, lead and channel on one rank's part.
 
-    ``add(i, ...)`` takes arrays ``[K, c, rows, lon]`` (physical units) for initial time ``i``
-    of ``n_times``; ``scores(reduce)`` sums the ranks' parts (``reduce``: sum over all ranks)
-    and returns RMSE and ACC ``[K, channels]`` for all channels of the model.
+    ``add`` takes the fields of one initial time, ``scores`` sums the ranks' parts and returns
+    RMSE and ACC ``[K, channels]`` for all channels of the model.
+
+    Args:
+        n_times: Initial times.
+        n_leads: Lead times (K).
+        n_channels: State channels of the whole model.
+        channels: The state channels of this rank's part.
+        weights: Latitude weights of this rank's rows (mean 1 over the globe).
+        n_points: Grid points of the whole globe.
     """
 
     def __init__(
@@ -135,6 +173,14 @@ class SkillSums:
         self.sums = np.zeros((n_times, n_leads, n_channels, 4))
 
     def add(self, i: int, forecast: np.ndarray, truth: np.ndarray, clim: np.ndarray) -> None:
+        """Add the sums of one initial time.
+
+        Args:
+            i: The initial time's index (< ``n_times``).
+            forecast: ``[K, c, rows, lon]`` in physical units.
+            truth: The truth, of the same shape.
+            clim: The climatology at the same valid times.
+        """
         w, cols = self.weights, self.channels
         f = forecast.astype(np.float64) - clim
         o = truth.astype(np.float64) - clim
@@ -147,6 +193,11 @@ class SkillSums:
     def scores(
         self, reduce: Callable[[np.ndarray], np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """RMSE and ACC, ``[K, channels]`` each.
+
+        Args:
+            reduce: Sums an array over all ranks (default: one rank holds everything).
+        """
         total = self.sums if reduce is None else reduce(self.sums)
         if not total.any():
             raise ValueError("no forecasts were scored")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared_hpc import UserError, atomic_path
 from weathermixer.solar import (
     SOLAR_CONSTANT,
     daily_mean_insolation,
@@ -85,9 +86,29 @@ _MOUNTAINS = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class SimulationConfig:
-    """Resolution, length and physics of the generated atmosphere."""
+    """Resolution, length and physics of the generated atmosphere.
+
+    Attributes:
+        nlat: Latitude rows, even and >= 8 (longitudes: 2 × nlat; spectral truncation
+            (2 · nlat - 1) // 3).
+        days: Simulated days written.
+        spinup_days: Days simulated before the first written state.
+        output_interval_h: Hours between written states; divides 24.
+        start: First written time (UTC), e.g. 2000-01-01T00:00.
+        seed: Seed of the stochastic stirring.
+        mean_depth_m: Mean depth of the fluid layer.
+        jet_height_m: Height drop across the jet that the relaxation aims at (sets the jets'
+            strength).
+        jet_width_deg: Width of that drop in latitude.
+        tide_height_m: Height of the day-night thermal tide in the relaxation target.
+        radiative_days: Relaxation time of the height field.
+        drag_days: Time scale of the Rayleigh drag on the flow.
+        temperature_days: Relaxation time of the 850 hPa temperature.
+        stirring: Amplitude of the mid-latitude red-noise vorticity forcing (1/s²).
+        time_step_s: Model time step; none: from the advection limit of the resolution.
+    """
 
     nlat: int = 32
     days: float = 365.0
@@ -105,15 +126,21 @@ class SimulationConfig:
     stirring: float = 2.0e-11
     time_step_s: float | None = None
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if self.nlat < 8 or self.nlat % 2:
-            raise ValueError(f"nlat must be an even number >= 8, got {self.nlat}")
+            raise UserError(f"nlat must be an even number >= 8, got {self.nlat}")
         if self.days <= 0 or self.spinup_days < 0:
-            raise ValueError("days must be positive and spinup_days non-negative")
+            raise UserError("days must be positive and spinup_days non-negative")
         if self.output_interval_h <= 0 or 24 % self.output_interval_h:
-            raise ValueError("output_interval_h must divide 24 (e.g. 1, 3, 6)")
+            raise UserError("output_interval_h must divide 24 (e.g. 1, 3, 6)")
         if self.mean_depth_m <= 0:
-            raise ValueError("mean_depth_m must be positive")
+            raise UserError("mean_depth_m must be positive")
+        if self.time_step_s is not None and self.time_step_s <= 0:
+            raise UserError(f"time_step_s must be positive, got {self.time_step_s}")
+        try:
+            np.datetime64(self.start, "s")
+        except ValueError:
+            raise UserError(f"start must be a date and time, got {self.start!r}") from None
 
 
 def _blobs(lat: np.ndarray, lon: np.ndarray, specs: tuple) -> list[np.ndarray]:
@@ -128,13 +155,23 @@ def _blobs(lat: np.ndarray, lon: np.ndarray, specs: tuple) -> list[np.ndarray]:
 
 
 def land_sea_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Smooth 0..1 land fraction of the Earth-like continents."""
+    """Smooth 0..1 land fraction of the Earth-like continents, ``[lat, lon]``.
+
+    Args:
+        lat: Latitudes in degrees.
+        lon: Longitudes in degrees.
+    """
     r = _blobs(lat, lon, _CONTINENTS)
     return np.max([1.0 / (1.0 + np.exp((ri - 1.0) / 0.12)) for ri in r], axis=0)
 
 
 def orography(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Surface height [m]: Gaussian mountain ranges on land."""
+    """Surface height [m]: Gaussian mountain ranges on land, ``[lat, lon]``.
+
+    Args:
+        lat: Latitudes in degrees.
+        lon: Longitudes in degrees.
+    """
     r = _blobs(lat, lon, _MOUNTAINS)
     height = sum(m[4] * np.exp(-(ri**2)) for m, ri in zip(_MOUNTAINS, r, strict=True))
     return height * land_sea_mask(lat, lon)
@@ -146,10 +183,12 @@ class ShallowWater:
     Semi-implicit leapfrog (gravity-wave terms trapezoidal, so the step is limited by advection
     rather than by ~170 m/s gravity waves) with a Robert–Asselin–Williams filter; damping and
     relaxation act on the old time level; ∇⁸ hyperdiffusion is applied implicitly.
+
+    Args:
+        config: Resolution and physics.
     """
 
     def __init__(self, config: SimulationConfig) -> None:
-        config.check()
         self.cfg = config
         self.grid = g = GaussianGrid(config.nlat, (2 * config.nlat - 1) // 3)
         self.phibar = GRAVITY * config.mean_depth_m
@@ -183,7 +222,11 @@ class ShallowWater:
 
     # --- forcing ------------------------------------------------------------------------
     def forcing(self, when: np.datetime64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Equilibrium free-surface geopotential, 850 hPa temperature and surface heating."""
+        """Equilibrium free-surface geopotential, 850 hPa temperature and surface heating.
+
+        Args:
+            when: The time (UTC).
+        """
         g, c = self.grid, self.cfg
         q = toa_insolation(np.array([when]), g.lat, g.lon)[0]
         qbar = daily_mean_insolation(np.array([when]), g.lat)[0][:, None]
@@ -217,6 +260,15 @@ class ShallowWater:
 
     # --- dynamics -----------------------------------------------------------------------
     def initial_state(self, when: np.datetime64) -> list[np.ndarray]:
+        """A state at rest in the forcing's equilibrium.
+
+        Args:
+            when: The time (UTC).
+
+        Returns:
+            Spectral vorticity, divergence, geopotential and temperature, and the surface
+            temperature on the grid.
+        """
         g = self.grid
         phi_eq, t_eq, _ = self.forcing(when)
         zeta = np.zeros((g.truncation + 1, g.truncation + 1), dtype=complex)
@@ -263,7 +315,16 @@ class ShallowWater:
     def step(
         self, old: list[np.ndarray], now: list[np.ndarray], when: np.datetime64
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """One semi-implicit leapfrog step from (old, now) at ``when``; returns (now, new)."""
+        """One semi-implicit leapfrog step.
+
+        Args:
+            old: The state one step back.
+            now: The current state.
+            when: The current time (UTC).
+
+        Returns:
+            The filtered current state and the new one.
+        """
         g, dt = self.grid, self.dt
         tend = self._tendencies(now, old, when)
         lap = g.laplacian[None, :]
@@ -292,7 +353,11 @@ class ShallowWater:
 
     # --- diagnostics --------------------------------------------------------------------
     def diagnose(self, state: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """ERA5-like variables on the Gaussian grid, shape [nlat, nlon] (levels stacked)."""
+        """ERA5-like variables on the Gaussian grid, shape [nlat, nlon] (levels stacked).
+
+        Args:
+            state: A state of the model.
+        """
         g = self.grid
         zeta, div, phi, temp, ts = state
         (phi_g, temp_g), u_cos, v_cos = g.to_grid_with_uv(
@@ -323,7 +388,11 @@ class ShallowWater:
 
 
 def regular_latitudes(nlat: int) -> np.ndarray:
-    """Cell-centre latitudes of a regular grid without poles, north to south (like WB2 64×32)."""
+    """Cell-centre latitudes of a regular grid without poles, north to south (like WB2 64×32).
+
+    Args:
+        nlat: Rows.
+    """
     return 90.0 - (np.arange(nlat) + 0.5) * 180.0 / nlat
 
 
@@ -375,13 +444,23 @@ def generate(
     config: SimulationConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Simulate and write a netCDF file; the file appears only when complete (atomic rename)."""
+    """Simulate and write a netCDF file; the file appears only when complete.
+
+    Args:
+        path: The netCDF file to write (its folder is created).
+        config: Resolution, length and physics (default: ``SimulationConfig()``).
+        progress: Called with a line of progress ten times during the run.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        FloatingPointError: The simulation became unstable.
+    """
     import netCDF4
 
     config = config or SimulationConfig()
-    config.check()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = ShallowWater(config)
     g = model.grid
     lat_out = regular_latitudes(config.nlat)
@@ -404,9 +483,8 @@ def generate(
             when = when + step_s
 
     advance(spin)
-    tmp = path.with_name(f".{path.name}.partial")
     nlat, nlon = lat_out.size, lon_out.size
-    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+    with atomic_path(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         _write_header(nc, config, lat_out, lon_out)
         out = {}
         for name in PRESSURE_VARIABLES:
@@ -436,5 +514,4 @@ def generate(
             if progress and (k + 1) % max(1, n_out // 10) == 0:
                 elapsed = time.perf_counter() - began
                 progress(f"{k + 1}/{n_out} states ({elapsed:.1f} s)")
-    os.replace(tmp, path)
     return path

@@ -23,7 +23,11 @@ def _day_angle(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def declination(times: np.ndarray) -> np.ndarray:
-    """Solar declination in radians (Spencer 1971)."""
+    """Solar declination in radians (Spencer 1971).
+
+    Args:
+        times: The times (datetime64, UTC).
+    """
     g, _ = _day_angle(times)
     return (
         0.006918
@@ -42,7 +46,13 @@ def _distance_factor(times: np.ndarray) -> np.ndarray:
 
 
 def toa_insolation(times: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
-    """Instantaneous insolation [W m-2], shape ``[len(times), len(lat), len(lon)]``."""
+    """Instantaneous insolation [W m-2], shape ``[len(times), len(lat), len(lon)]``.
+
+    Args:
+        times: The times (datetime64, UTC).
+        lat_deg: Latitudes in degrees.
+        lon_deg: Longitudes in degrees.
+    """
     times = np.atleast_1d(np.asarray(times, dtype="datetime64[s]"))
     dec = declination(times)[:, None, None]
     _, hours = _day_angle(times)
@@ -54,7 +64,12 @@ def toa_insolation(times: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray) 
 
 
 def daily_mean_insolation(times: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
-    """Insolation averaged over the day [W m-2], shape ``[len(times), len(lat)]``."""
+    """Insolation averaged over the day [W m-2], shape ``[len(times), len(lat)]``.
+
+    Args:
+        times: The times (datetime64, UTC).
+        lat_deg: Latitudes in degrees.
+    """
     times = np.atleast_1d(np.asarray(times, dtype="datetime64[s]"))
     dec = declination(times)[:, None]
     lat = np.radians(np.asarray(lat_deg, dtype=np.float64))[None, :]

@@ -20,7 +20,12 @@ EARTH_RADIUS_M = 6.371e6
 def legendre(truncation: int, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal associated Legendre functions P̄ and H̄ = (1-μ²) dP̄/dμ at the points ``mu``.
 
-    Returns two arrays ``[T+1 (m), len(mu), T+1 (n)]``, zero where n < m.
+    Args:
+        truncation: T.
+        mu: Sines of the latitudes.
+
+    Returns:
+        Two arrays ``[T+1 (m), len(mu), T+1 (n)]``, zero where n < m.
     """
     big = truncation + 2  # one extra degree for the derivative recurrence
     mu = np.asarray(mu, dtype=np.float64)
@@ -51,7 +56,13 @@ def legendre(truncation: int, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class GaussianGrid:
-    """A Gaussian grid (``nlat`` × ``2·nlat``) with spectral transforms at truncation T."""
+    """A Gaussian grid (``nlat`` × ``2·nlat``) with spectral transforms at truncation T.
+
+    Attributes:
+        nlat: Latitude rows.
+        truncation: T; at most (2 · nlat - 1) // 3, so that products do not alias.
+        radius: The sphere's radius in metres.
+    """
 
     nlat: int
     truncation: int
@@ -118,18 +129,38 @@ class GaussianGrid:
 
     # --- scalar and vector transforms ---------------------------------------------------
     def to_spectral(self, grid: np.ndarray) -> np.ndarray:
+        """Spectral coefficients ``[..., T+1, T+1]`` of fields.
+
+        Args:
+            grid: Fields on the grid, ``[..., nlat, nlon]``.
+        """
         return self._legendre_sum(self._fourier(grid), self.p_fwd) * self.mask
 
     def to_grid(self, spec: np.ndarray) -> np.ndarray:
+        """Fields on the grid ``[..., nlat, nlon]``.
+
+        Args:
+            spec: Spectral coefficients, ``[..., T+1, T+1]``.
+        """
         return self._grid(self._legendre_eval(spec, self.p))
 
     def uv_cos(self, psi: np.ndarray, chi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Grid U = u cos φ and V = v cos φ from spectral stream function and potential."""
+        """Grid U = u cos φ and V = v cos φ from spectral stream function and potential.
+
+        Args:
+            psi: Stream function ψ.
+            chi: Velocity potential χ.
+        """
         u, v = self.fourier_uv(psi, chi)
         return self._grid(u), self._grid(v)
 
     def fourier_uv(self, psi: np.ndarray, chi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fourier coefficients of U and V (see :meth:`uv_cos`)."""
+        """Fourier coefficients of U and V (see ``uv_cos``).
+
+        Args:
+            psi: Stream function ψ.
+            chi: Velocity potential χ.
+        """
         a = self.radius
         fu = self._legendre_eval(self.im * chi / a, self.p) - self._legendre_eval(psi / a, self.h)
         fv = self._legendre_eval(self.im * psi / a, self.p) + self._legendre_eval(chi / a, self.h)
@@ -138,14 +169,25 @@ class GaussianGrid:
     def to_grid_with_uv(
         self, spec: np.ndarray, psi: np.ndarray, chi: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Scalars ``spec`` [k, m, n] and U, V on the grid with a single inverse FFT."""
+        """Scalars and U, V on the grid with a single inverse FFT.
+
+        Args:
+            spec: Spectral scalars, ``[k, T+1, T+1]``.
+            psi: Stream function ψ.
+            chi: Velocity potential χ.
+        """
         fu, fv = self.fourier_uv(psi, chi)
         fs = self._legendre_eval(spec, self.p)
         grids = self._grid(np.concatenate([fs, fu[None], fv[None]]))
         return grids[:-2], grids[-2], grids[-1]
 
     def div_curl(self, a_cos: np.ndarray, b_cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Spectral divergence and curl of the vector (A, B)/cos φ given A and B on the grid."""
+        """Spectral divergence and curl of the vector (A, B)/cos φ.
+
+        Args:
+            a_cos: A on the grid.
+            b_cos: B on the grid.
+        """
         f = self._fourier(np.stack([a_cos, b_cos]))
         return self._div_curl_fourier(f[0], f[1])
 
@@ -159,7 +201,13 @@ class GaussianGrid:
     def analyse(
         self, scalars: np.ndarray, a_cos: np.ndarray, b_cos: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Spectral transforms of ``scalars`` [k, ...] and div/curl of (A, B) [l, ...] at once."""
+        """Spectral transforms of scalars and div/curl of vectors, in one Fourier pass.
+
+        Args:
+            scalars: Fields on the grid, ``[k, nlat, nlon]``.
+            a_cos: A of the vectors, ``[l, nlat, nlon]``.
+            b_cos: B of the vectors, ``[l, nlat, nlon]``.
+        """
         k, l_ = scalars.shape[0], a_cos.shape[0]
         f = self._fourier(np.concatenate([scalars, a_cos, b_cos]))
         spec = self._legendre_sum(f[:k], self.p_fwd) * self.mask

@@ -1,86 +1,70 @@
 """Training: latitude-weighted MSE, AdamW with warm-up and cosine decay, bf16 autocast on GPU,
-rollout fine-tuning, sharded checkpoints with resume, energy measured.
+rollout fine-tuning, sharded checkpoints with resume, energy per step measured.
 
-The same function runs as a plain process, under ``mpiexec``/``srun`` with pure data
+A ``Trainer`` runs the same way as a plain process, under ``mpiexec``/``srun`` with pure data
 parallelism (grid 1×1) or with a Jigsaw grid; every rank reads only its own part of the data.
+``train`` opens the data, joins the process group and runs a ``Trainer``. The result is a
+``TrainResult``; the run record is the caller's (the command line writes it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 import torch
 
-from shared_hpc import EnergyMeter, RunRecord, config_to_dict, get_comm
+from shared_hpc import (
+    Comm,
+    EnergyMeter,
+    EnergyReport,
+    Headline,
+    UserError,
+    atomic_path,
+    config_to_dict,
+    get_comm,
+    torch_distributed,
+)
 from weathermixer import checkpoint
-from weathermixer.__about__ import __version__
-from weathermixer.config import RunConfig
+from weathermixer.config import RunConfig, TrainConfig
 from weathermixer.data import Era5Store, ForecastSamples, NormStats, compute_stats
-from weathermixer.engine import Engine
+from weathermixer.engine import Engine, autocast
 from weathermixer.grid import ProcessGrid, check_grid
-from weathermixer.model import ModelConfig, flops_per_sample
+from weathermixer.model import ModelConfig, flops_per_sample, parameter_count
+
+Progress = Callable[[str], None]
 
 
-@contextlib.contextmanager
-def distributed(comm: Any) -> Iterator[Any]:
-    """``torch.distributed`` for more than one rank; nothing for a plain process."""
-    if comm.Get_size() == 1:
-        yield None
-        return
-    from shared_hpc import torch_distributed
-
-    with torch_distributed(comm) as info:
-        yield info
-
-
-def set_threads(threads: int | None, comm: Any) -> int:
-    """Torch CPU threads per rank: ``threads`` or this rank's share of the node's cores.
-
-    Oversubscribed OpenMP threads spin against each other (10× slower on a busy 2-core
-    machine), so ranks that share a node split its cores.
-    """
-    if threads is None:
-        from shared_hpc import rank_info
-
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        per_node = max(1, comm.Get_size() // max(1, rank_info(comm).num_nodes))
-        threads = max(1, (cores or 1) // per_node)
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
-    return threads
-
-
-def pick_device(info: Any) -> torch.device:
-    if info is not None:
-        return info.device
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on GPU by default ('auto'), on request ('bf16') anywhere."""
-    use = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+class TrainingDiverged(UserError, FloatingPointError):
+    """The loss or the gradient norm became NaN or infinite."""
 
 
 def batch_indices(step: int, n: int, batch: int, replicas: int, replica: int, seed: int) -> list:
-    """The sample indices replica ``replica`` uses at ``step``: a fresh permutation per epoch,
-    the same on every rank, so resuming at a step needs no sampler state."""
+    """The sample indices a replica uses at a step: a fresh permutation per epoch, the same on
+    every rank, so resuming at a step needs no sampler state.
+
+    Args:
+        step: The training step.
+        n: Samples available.
+        batch: Samples per replica and step.
+        replicas: Data-parallel replicas.
+        replica: This replica.
+        seed: Seed of the permutations.
+
+    Raises:
+        UserError: ``n`` is less than one global batch.
+    """
     per_epoch = n // (batch * replicas)
     if per_epoch == 0:
-        raise ValueError(
+        raise UserError(
             f"{n} training samples are fewer than one global batch ({batch} × {replicas} replicas)"
         )
     epoch, pos = divmod(step, per_epoch)
@@ -89,278 +73,485 @@ def batch_indices(step: int, n: int, batch: int, replicas: int, replica: int, se
     return order[start : start + batch].tolist()
 
 
-def prepare(cfg: RunConfig, comm: Any) -> tuple[Era5Store, ModelConfig, int]:
-    """Open and check the data, the model shape and the grid: fails before any heavy work."""
-    cfg.train.check()
-    if not cfg.data.path:
-        raise ValueError("no data: set data.path (or --data)")
-    store = Era5Store(cfg.data.path, cfg.data.variables, cfg.data.static_path or None)
-    model_cfg = cfg.model.model_config(cfg.data.variables, store.shape)
-    check_grid(cfg.grid_spec, comm.Get_size(), model_cfg)
-    lead = cfg.data.lead_steps(store.interval_s)
-    for which in ("train", "valid"):
-        cfg.data.period(which, store.times)
-    return store, model_cfg, lead
+@dataclass(frozen=True)
+class TrainingData:
+    """The data of a run, opened and checked against its settings before any heavy work.
 
+    Use ``TrainingData.open``.
 
-def load_or_compute_stats(
-    cfg: RunConfig, store: Era5Store, lead: int, engine: Engine, comm: Any, path: Path
-) -> NormStats:
-    """Statistics over (a sample of) the training period, computed once and stored."""
-    if path.exists():
-        stats = NormStats.read(path)
-        if stats.matches(store.variables, cfg.data.lead_time_h):
-            return stats
-    train = cfg.data.period("train", store.times)
-    train = train[train + lead < store.times.size]
-    # A random subset, not an evenly spaced one: even spacing can alias with the day (e.g.
-    # every 58th 6-hourly step sees only 00 and 12 UTC).
-    rng = np.random.default_rng(cfg.train.seed)
-    pick = np.sort(rng.choice(train, min(cfg.data.stats_samples, train.size), replace=False))
-    mine = pick[engine.grid.r :: engine.grid.replicas]
-    stats = compute_stats(store, mine, lead, engine.shard, comm)
-    if comm.Get_rank() == 0:
-        stats.write(path)
-    comm.barrier()
-    return stats
-
-
-class Prefetcher:
-    """Reads the next batch in one background thread while the current step computes.
-
-    All reads of a run go through this one thread, so HDF5 is never entered concurrently.
+    Attributes:
+        store: The reader of the data files.
+        model: The run's model with the data's channel counts and grid.
+        lead: The lead time in time steps of the data.
     """
 
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1)
+    store: Era5Store
+    model: ModelConfig
+    lead: int
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.pool.submit(fn, *args)
+    @classmethod
+    def open(cls, cfg: RunConfig, world_size: int) -> TrainingData:
+        """Open ``cfg.data`` and check the model, the process grid, lead time and periods.
+
+        Args:
+            cfg: The run.
+            world_size: Ranks that will train it.
+
+        Raises:
+            UserError: No data path, unreadable or unsuitable data, a model that contradicts
+                the data, an impossible process grid, a lead time or period that does not fit.
+        """
+        if not cfg.data.path:
+            raise UserError("no data: set data.path (--data.path)")
+        variables = cfg.data.variables
+        store = Era5Store(cfg.data.path, variables, cfg.data.static_path or None)
+        model = cfg.model.for_data(
+            len(variables.state_channels), len(variables.extra_channels), store.shape
+        )
+        check_grid(cfg.grid_spec, world_size, model)
+        lead = cfg.data.lead_steps(store.interval_s)
+        for which in ("train", "valid"):
+            cfg.data.period(which, store.times)
+        return cls(store, model, lead)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run reached (the same on every rank but ``parameters_this_rank``).
+
+    Attributes:
+        config: The run as trained: absolute data paths, the model's shape from the data.
+        steps: Steps of the whole schedule (training and fine-tuning).
+        steps_this_run: Steps this run took (fewer after a resume).
+        final_train_loss: Mean training loss of the last ``log_every`` steps; ``None`` if no
+            step ran.
+        valid_loss: Validation loss at the end (latitude-weighted MSE in units of the typical
+            change per lead); NaN if no validation ran.
+        median_step_s: Median wall time of a step; NaN if no step ran.
+        replicas: Data-parallel replicas.
+        world_size: Ranks.
+        parameters: Parameters of the whole model.
+        parameters_this_rank: Parameters this rank stores.
+        energy: Energy of the training steps on all nodes.
+    """
+
+    config: RunConfig
+    steps: int
+    steps_this_run: int
+    final_train_loss: float | None
+    valid_loss: float
+    median_step_s: float
+    replicas: int
+    world_size: int
+    parameters: int
+    parameters_this_rank: int
+    energy: EnergyReport
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures of the run record."""
+        ran = self.steps_this_run > 0
+        global_batch = self.config.train.batch_size * self.replicas
+        return {
+            "final_train_loss": self.final_train_loss,
+            "valid_loss": self.valid_loss,
+            "steps": self.steps,
+            "steps_this_run": self.steps_this_run,
+            "median_step_s": self.median_step_s,
+            "samples_per_s": global_batch / self.median_step_s if ran else None,
+            "grid": str(self.config.grid_spec),
+            "replicas": self.replicas,
+            "world_size": self.world_size,
+            "parameters": self.parameters,
+            "parameters_this_rank": self.parameters_this_rank,
+            "energy_j_per_step": self.energy.total_joules / self.steps_this_run if ran else None,
+        }
+
+    def headline(self) -> Headline:
+        """The validation loss at the end."""
+        return Headline(
+            "validation loss (lat-weighted MSE, normalised change units)",
+            self.valid_loss,
+            higher_is_better=False,
+        )
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one optimizer step did.
+
+    Attributes:
+        loss: Loss of the global batch.
+        grad_norm: Global gradient norm before clipping.
+        lr: Learning rate used.
+        rollout: Steps of the rollout.
+        graded: Of those, the steps back-propagated through.
+    """
+
+    loss: float
+    grad_norm: float
+    lr: float
+    rollout: int
+    graded: int
+
+
+class Trainer:
+    """One training run on this rank: model, optimizer, samples, prefetcher and log, set up
+    once; ``run`` trains from the newest checkpoint in the run folder (or from the start).
+
+    Collective: every rank of the run constructs a ``Trainer`` and calls ``run`` (inside
+    ``torch_distributed`` when there is more than one rank). Close it (or use it as a context
+    manager) to stop the prefetcher and close the log.
+
+    Args:
+        cfg: The run.
+        data: Its opened data (the model's channel counts and grid are taken from it).
+        device: Where this rank's tensors live.
+        comm: Communicator of all ranks (default: ``get_comm()``).
+        progress: Called on rank 0 with a line at every log step, validation and resume.
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        data: TrainingData,
+        device: torch.device,
+        comm: Comm | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.cfg, self.tc = replace(cfg, model=data.model), cfg.train
+        self.comm = get_comm() if comm is None else comm
+        self.store, self.lead = data.store, data.lead
+        self.out = Path(cfg.output)
+        rank0 = self.comm.Get_rank() == 0
+        self._progress = progress if rank0 else None
+        self.engine = Engine(data.model, ProcessGrid.create(cfg.grid_spec, data.model), device)
+        shard = self.engine.shard
+        if cfg.data.preload:
+            self.store.preload(shard.rows, shard.state)
+        self.stats_path = Path(cfg.data.stats_path or self.out / "stats.nc")
+        self.stats = self._statistics()
+        self.engine.set_residual_scale(
+            self.stats.diff_std / self.stats.std[: self.stats.diff_std.size]
+        )
+        self.optimizer = _optimizer(self.engine, self.tc)
+        self.start_step = self._resume()
+        self.meta = {"config": config_to_dict(self.cfg), "stats": str(self.stats_path.resolve())}
+        self.train_times = cfg.data.period("train", self.store.times)
+        valid_times = cfg.data.period("valid", self.store.times)
+        history = data.model.history
+        self.valid = ForecastSamples(
+            self.store, self.stats, self.lead, valid_times, shard, 1, history
+        )
+        self._samples: dict[int, ForecastSamples] = {}
+        self.weights = self.engine.loss_weights(self.store.latitude)
+        self.global_batch = self.tc.batch_size * self.engine.grid.replicas
+        self.flops = flops_per_sample(data.model)["train_step"]
+        self._log = (self.out / "train_log.jsonl").open("a") if rank0 else None
+        # One reader thread: the next batch loads while a step computes, and HDF5 is never
+        # entered concurrently.
+        self.prefetch = ThreadPoolExecutor(max_workers=1)
+        self.losses: list[float] = []
+        self.step_times: list[float] = []
+        self.valid_loss = float("nan")
+
+    # --- set-up -------------------------------------------------------------------------
+    def _statistics(self) -> NormStats:
+        """Statistics over (a sample of) the training period, computed once and stored."""
+        cfg, store, grid = self.cfg, self.store, self.engine.grid
+        if self.stats_path.exists():
+            stats = NormStats.read(self.stats_path)
+            if stats.matches(store.variables, cfg.data.lead_time_h):
+                return stats
+        train = cfg.data.period("train", store.times)
+        train = train[train + self.lead < store.times.size]
+        # A random subset, not an evenly spaced one: even spacing can alias with the day (e.g.
+        # every 58th 6-hourly step sees only 00 and 12 UTC).
+        rng = np.random.default_rng(self.tc.seed)
+        pick = np.sort(rng.choice(train, min(cfg.data.stats_samples, train.size), replace=False))
+        mine = pick[grid.r :: grid.replicas]
+        stats = compute_stats(store, mine, self.lead, self.engine.shard, self.comm)
+        if self.comm.Get_rank() == 0:
+            stats.write(self.stats_path)
+        self.comm.barrier()
+        return stats
+
+    def _resume(self) -> int:
+        """Load the newest checkpoint of the run folder, if any; returns its step."""
+        last = checkpoint.latest(self.out / "checkpoints")
+        if last is None:
+            return 0
+        step = checkpoint.restore(last, self.engine, self.optimizer)
+        self._say(f"resumed from {last} at step {step} (grid {self.cfg.grid})")
+        return step
+
+    def _samples_for(self, rollout: int) -> ForecastSamples:
+        if rollout not in self._samples:
+            self._samples[rollout] = ForecastSamples(
+                self.store,
+                self.stats,
+                self.lead,
+                self.train_times,
+                self.engine.shard,
+                rollout,
+                self.engine.cfg.history,
+            )
+        return self._samples[rollout]
+
+    def _fetch(self, step: int) -> Future:
+        """Start reading the batch of ``step`` in the reader thread."""
+        tc, grid = self.tc, self.engine.grid
+        samples = self._samples_for(tc.rollout(step))
+        idx = batch_indices(step, len(samples), tc.batch_size, grid.replicas, grid.r, tc.seed)
+        return self.prefetch.submit(samples.batch, idx)
+
+    # --- training -----------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Train from ``start_step`` to the end of the schedule (collective).
+
+        Raises:
+            TrainingDiverged: The loss or the gradient norm is no longer finite.
+        """
+        tc = self.tc
+        pending = self._fetch(self.start_step) if self.start_step < tc.total_steps else None
+        try:
+            with EnergyMeter(self.comm) as meter:
+                for step in range(self.start_step, tc.total_steps):
+                    started = time.perf_counter()
+                    batch = pending.result()
+                    pending = self._fetch(step + 1) if step + 1 < tc.total_steps else None
+                    stats = self.step(step, batch)
+                    self.step_times.append(time.perf_counter() - started)
+                    self.losses.append(stats.loss)
+                    self._after_step(step + 1, stats)
+        finally:
+            if pending is not None:
+                pending.cancel()
+        self._report_energy(meter.report)
+        self._copy_statistics()
+        return self._result(meter.report)
+
+    def step(self, step: int, batch: dict[str, torch.Tensor]) -> StepStats:
+        """One optimizer step on this rank's part of a batch (collective).
+
+        Args:
+            step: The step's index in the schedule (sets learning rate and augmentation).
+            batch: ``state``, ``extras`` and ``targets`` of ``ForecastSamples.batch``.
+        """
+        tc, engine = self.tc, self.engine
+        device = engine.device
+        lr = tc.learning_rate(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        state = batch["state"].to(device, non_blocking=True)
+        extras = batch["extras"].to(device, non_blocking=True)
+        targets = batch["targets"].to(device, non_blocking=True)
+        if tc.roll_longitude:
+            state, extras, targets = _roll(
+                state, extras, targets, engine.cfg, tc.seed, step, engine.grid.r
+            )
+        with autocast(device, tc.precision):
+            pred = engine.rollout(state, extras, tc.rollout_grad_steps)
+        targets = targets[:, -pred.shape[1] :]
+        local = engine.local_loss(pred, targets, self.weights, self.global_batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        local.backward()
+        norm = engine.sync_and_clip(tc.grad_clip)
+        loss = engine.global_loss(local)
+        if not np.isfinite(loss) or not np.isfinite(norm):
+            raise TrainingDiverged(
+                f"loss {loss} / gradient norm {norm} at step {step}: lower train.lr or use fp32"
+            )
+        self.optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return StepStats(loss, norm, lr, rollout=extras.shape[1], graded=pred.shape[1])
+
+    def _after_step(self, done: int, stats: StepStats) -> None:
+        """Log, validate and checkpoint when their intervals (or the schedule) end."""
+        tc = self.tc
+        last = done == tc.total_steps
+        if done % tc.log_every == 0 or last:
+            self.log_progress(done, stats)
+        if done % tc.val_every == 0 or last:
+            self.valid_loss = self.validate()
+            self._say(f"step {done} validation loss {self.valid_loss:.4f}")
+            self._write_log({"step": done, "val_loss": self.valid_loss})
+        if done % tc.checkpoint_every == 0 or last:
+            self.save_checkpoint(done)
+
+    def validate(self) -> float:
+        """Mean loss over the first ``val_batches`` batches of the validation period."""
+        tc, engine = self.tc, self.engine
+        grid, device = engine.grid, engine.device
+        losses = []
+        with torch.no_grad():
+            for b in range(tc.val_batches):
+                try:
+                    idx = batch_indices(
+                        b, len(self.valid), tc.batch_size, grid.replicas, grid.r, 12345
+                    )
+                except ValueError:
+                    break
+                batch = self.prefetch.submit(self.valid.batch, idx).result()
+                with autocast(device, tc.precision):
+                    pred = engine.rollout(batch["state"].to(device), batch["extras"].to(device))
+                local = engine.local_loss(
+                    pred, batch["targets"].to(device), self.weights, self.global_batch
+                )
+                losses.append(engine.global_loss(local))
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def log_progress(self, done: int, stats: StepStats) -> None:
+        """A line of the log (and of ``progress``) on the last ``log_every`` steps.
+
+        Args:
+            done: Steps done.
+            stats: What the last step did.
+        """
+        tc = self.tc
+        step_s = float(np.median(self.step_times[-tc.log_every :]))
+        work = stats.graded + (stats.rollout - stats.graded) / 3  # no gradients: ~1/3 the cost
+        entry = {
+            "step": done,
+            "loss": float(np.mean(self.losses[-tc.log_every :])),
+            "lr": stats.lr,
+            "rollout": stats.rollout,
+            "grad_norm": stats.grad_norm,
+            "step_time_s": step_s,
+            "samples_per_s": self.global_batch / step_s,
+            "tflops": work * self.flops * self.global_batch / step_s / 1e12,
+        }
+        self._say(
+            f"step {done}/{tc.total_steps} loss {entry['loss']:.4f} lr {stats.lr:.2e} "
+            f"rollout {stats.rollout} {entry['samples_per_s']:.1f} samples/s"
+        )
+        self._write_log(entry)
+
+    def save_checkpoint(self, done: int) -> None:
+        """Write a checkpoint (collective).
+
+        Args:
+            done: Steps done.
+        """
+        checkpoint.save(
+            self.out / "checkpoints",
+            done,
+            self.engine,
+            self.optimizer,
+            self.meta,
+            self.tc.keep_checkpoints,
+        )
+
+    # --- the end --------------------------------------------------------------------------
+    def _report_energy(self, report: EnergyReport) -> None:
+        self._say(f"energy: {report}")
+        self._write_log(
+            {
+                "energy_j": report.total_joules,
+                "seconds": report.seconds,
+                "steps": len(self.step_times),
+                "method": report.method,
+                "measured": report.measured,
+            }
+        )
+
+    def _copy_statistics(self) -> None:
+        """Statistics given by ``data.stats_path`` are copied into the run folder (rank 0)."""
+        own = self.out / "stats.nc"
+        if self.comm.Get_rank() == 0 and self.stats_path != own:
+            with atomic_path(own) as tmp:
+                shutil.copyfile(self.stats_path, tmp)
+
+    def _result(self, energy: EnergyReport) -> TrainResult:
+        tc, grid = self.tc, self.engine.grid
+        ran = bool(self.step_times)
+        return TrainResult(
+            config=self.cfg,
+            steps=tc.total_steps,
+            steps_this_run=len(self.step_times),
+            final_train_loss=float(np.mean(self.losses[-tc.log_every :])) if ran else None,
+            valid_loss=self.valid_loss,
+            median_step_s=float(np.median(self.step_times)) if ran else float("nan"),
+            replicas=grid.replicas,
+            world_size=self.comm.Get_size(),
+            parameters=parameter_count(self.engine.cfg),
+            parameters_this_rank=self.engine.local_parameters(),
+            energy=energy,
+        )
+
+    def _say(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress(line)
+
+    def _write_log(self, entry: dict[str, Any]) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps(entry) + "\n")
+            self._log.flush()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        """Stop the reader thread and close the log."""
+        self.prefetch.shutdown(wait=True)
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
-def _optimizer(engine: Engine, cfg: RunConfig) -> torch.optim.Optimizer:
+def train(
+    cfg: RunConfig, comm: Comm | None = None, progress: Progress | None = None
+) -> TrainResult:
+    """Train (or resume) the run ``cfg`` on every rank of ``comm``.
+
+    The data is opened and checked first, so bad input fails before any heavy work; then the
+    ranks join a process group (none for a single process) and run a ``Trainer``.
+
+    Args:
+        cfg: The run; its model's channel counts and grid are taken from the data.
+        comm: Communicator of all ranks (default: ``get_comm()``).
+        progress: Called on rank 0 with a line at every log step, validation and resume.
+
+    Returns:
+        The result, on every rank.
+
+    Raises:
+        UserError: Bad settings or data (see ``TrainingData.open``), a checkpoint of another
+            model in the run folder, or a diverging loss (``TrainingDiverged``).
+    """
+    comm = get_comm() if comm is None else comm
+    cfg = replace(cfg, data=cfg.data.absolute())
+    data = TrainingData.open(cfg, comm.Get_size())
+    if comm.Get_rank() == 0:
+        Path(cfg.output).mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    with (
+        torch_distributed(comm) as info,
+        Trainer(cfg, data, info.device, comm, progress) as trainer,
+    ):
+        return trainer.run()
+
+
+def _optimizer(engine: Engine, tc: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over this rank's parameters; no weight decay for biases and norms."""
     decay, plain = [], []
     for name, param in engine.named_shards():
         (plain if name.endswith(".bias") or "norm." in name else decay).append(param)
     return torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": cfg.train.weight_decay},
+            {"params": decay, "weight_decay": tc.weight_decay},
             {"params": plain, "weight_decay": 0.0},
         ],
-        lr=cfg.train.lr,
+        lr=tc.lr,
         betas=(0.9, 0.95),
     )
-
-
-def train(
-    cfg: RunConfig, comm: Any = None, progress: Callable[[str], None] | None = print
-) -> RunRecord | None:
-    """Train (or resume) a run; returns the run record on rank 0 (None elsewhere)."""
-    comm = comm or get_comm()
-    cfg = replace(cfg, data=cfg.data.absolute())
-    store, model_cfg, lead = prepare(cfg, comm)
-    out = Path(cfg.output)
-    rank0 = comm.Get_rank() == 0
-    say = progress if (rank0 and progress) else (lambda _msg: None)
-    if rank0:
-        out.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
-    started = time.perf_counter()
-    with distributed(comm) as info:
-        device = pick_device(info)
-        grid = ProcessGrid.create(cfg.grid_spec, model_cfg)
-        engine = Engine(model_cfg, grid, device)
-        if cfg.data.preload:
-            store.preload(engine.shard.rows, engine.shard.state)
-        stats_path = Path(cfg.data.stats_path) if cfg.data.stats_path else out / "stats.nc"
-        stats = load_or_compute_stats(cfg, store, lead, engine, comm, stats_path)
-        engine.set_residual_scale(stats.diff_std / stats.std[: stats.diff_std.size])
-        optimizer = _optimizer(engine, cfg)
-        ckpt_dir = out / "checkpoints"
-        start_step = 0
-        last = checkpoint.latest(ckpt_dir)
-        if last is not None:
-            start_step = checkpoint.restore(last, engine, optimizer)
-            say(f"resumed from {last} at step {start_step} (grid {cfg.grid})")
-        meta = {"config": config_to_dict(cfg), "stats": str(stats_path.resolve())}
-        record = _loop(cfg, engine, optimizer, store, stats, lead, start_step, comm, say, meta)
-    if not rank0:
-        return None
-    wall = time.perf_counter() - started
-    record["wall_time_s"] = wall
-    run = RunRecord.create(
-        "weathermixer",
-        __version__,
-        config=config_to_dict(cfg),
-        metrics=record["metrics"],
-        headline=record["headline"],
-        energy=record["energy"],
-        wall_time_s=wall,
-        artifacts=["train_log.jsonl", "stats.nc", "checkpoints/"],
-        comm=comm,
-    )
-    run.write(out / "results.json")
-    return run
-
-
-def _loop(
-    cfg: RunConfig,
-    engine: Engine,
-    optimizer: torch.optim.Optimizer,
-    store: Era5Store,
-    stats: NormStats,
-    lead: int,
-    start_step: int,
-    comm: Any,
-    say: Callable[[str], None],
-    meta: dict[str, Any],
-) -> dict[str, Any]:
-    tc, grid, device = cfg.train, engine.grid, engine.device
-    out = Path(cfg.output)
-    train_times = cfg.data.period("train", store.times)
-    valid_times = cfg.data.period("valid", store.times)
-    samples: dict[int, ForecastSamples] = {}
-
-    def samples_for(k: int) -> ForecastSamples:
-        if k not in samples:
-            samples[k] = ForecastSamples(
-                store, stats, lead, train_times, engine.shard, k, engine.cfg.history
-            )
-        return samples[k]
-
-    valid = ForecastSamples(store, stats, lead, valid_times, engine.shard, 1, engine.cfg.history)
-    weights = engine.loss_weights(store.latitude)
-    global_batch = tc.batch_size * grid.replicas
-    log_path = out / "train_log.jsonl"
-    rank0 = comm.Get_rank() == 0
-    log = log_path.open("a") if rank0 else None
-    prefetch = Prefetcher()
-
-    def plan(step: int) -> tuple[int, list[int]]:
-        k = tc.rollout(step)
-        idx = batch_indices(
-            step, len(samples_for(k)), tc.batch_size, grid.replicas, grid.r, tc.seed
-        )
-        return k, idx
-
-    def fetch(step: int) -> Any:
-        k, idx = plan(step)
-        return prefetch.submit(samples_for(k).batch, idx)
-
-    step_times, losses, val_loss = [], [], float("nan")
-    flops = flops_per_sample(engine.cfg)["train_step"]
-    pending = fetch(start_step) if start_step < tc.total_steps else None
-    meter = EnergyMeter(comm)
-    meter.start()
-    try:
-        for step in range(start_step, tc.total_steps):
-            t0 = time.perf_counter()
-            batch = pending.result()
-            pending = fetch(step + 1) if step + 1 < tc.total_steps else None
-            lr = tc.learning_rate(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            state = batch["state"].to(device, non_blocking=True)
-            extras = batch["extras"].to(device, non_blocking=True)
-            targets = batch["targets"].to(device, non_blocking=True)
-            if tc.roll_longitude:
-                state, extras, targets = _roll(
-                    state, extras, targets, engine.cfg, tc.seed, step, grid.r
-                )
-            with autocast(device, tc.precision):
-                pred = engine.rollout(state, extras, tc.rollout_grad_steps)
-            targets = targets[:, -pred.shape[1] :]
-            local = engine.local_loss(pred, targets, weights, global_batch)
-            optimizer.zero_grad(set_to_none=True)
-            local.backward()
-            norm = engine.sync_and_clip(tc.grad_clip)
-            loss = engine.global_loss(local)
-            if not np.isfinite(loss) or not np.isfinite(norm):
-                raise FloatingPointError(
-                    f"loss {loss} / gradient norm {norm} at step {step}: lower train.lr or use fp32"
-                )
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            dt = time.perf_counter() - t0
-            step_times.append(dt)
-            losses.append(loss)
-            done = step + 1
-            if done % tc.log_every == 0 or done == tc.total_steps:
-                k = extras.shape[1]
-                graded = pred.shape[1]
-                work = graded + (k - graded) / 3  # a step without gradients costs ~1/3
-                entry = {
-                    "step": done,
-                    "loss": float(np.mean(losses[-tc.log_every :])),
-                    "lr": lr,
-                    "rollout": k,
-                    "grad_norm": norm,
-                    "step_time_s": float(np.median(step_times[-tc.log_every :])),
-                }
-                entry["samples_per_s"] = global_batch / entry["step_time_s"]
-                entry["tflops"] = work * flops * global_batch / entry["step_time_s"] / 1e12
-                say(
-                    f"step {done}/{tc.total_steps} loss {entry['loss']:.4f} lr {lr:.2e} "
-                    f"rollout {k} {entry['samples_per_s']:.1f} samples/s"
-                )
-                if log:
-                    log.write(json.dumps(entry) + "\n")
-                    log.flush()
-            if done % tc.val_every == 0 or done == tc.total_steps:
-                val_loss = _validate(engine, valid, weights, tc, prefetch)
-                say(f"step {done} validation loss {val_loss:.4f}")
-                if log:
-                    log.write(json.dumps({"step": done, "val_loss": val_loss}) + "\n")
-                    log.flush()
-            if done % tc.checkpoint_every == 0 or done == tc.total_steps:
-                checkpoint.save(
-                    out / "checkpoints", done, engine, optimizer, meta, tc.keep_checkpoints
-                )
-    finally:
-        if pending is not None:
-            pending.cancel()
-        prefetch.close()
-        report = meter.stop()
-        say(f"energy: {report}")
-        if log:
-            entry = {
-                "energy_j": report.total_joules,
-                "seconds": report.seconds,
-                "steps": len(step_times),
-                "method": report.method,
-                "measured": report.measured,
-            }
-            log.write(json.dumps(entry) + "\n")
-            log.close()
-    if rank0 and cfg.data.stats_path and Path(cfg.data.stats_path) != out / "stats.nc":
-        shutil.copy(cfg.data.stats_path, out / "stats.nc")
-    step_s = float(np.median(step_times)) if step_times else float("nan")
-    metrics = {
-        "final_train_loss": float(np.mean(losses[-tc.log_every :])) if losses else None,
-        "valid_loss": val_loss,
-        "steps": tc.total_steps,
-        "steps_this_run": len(step_times),
-        "median_step_s": step_s,
-        "samples_per_s": global_batch / step_s if step_times else None,
-        "grid": str(grid.spec),
-        "replicas": grid.replicas,
-        "world_size": comm.Get_size(),
-        "parameters": _total_parameters(engine.cfg),
-        "parameters_this_rank": engine.local_parameters(),
-        "energy_j_per_step": report.total_joules / max(1, len(step_times)) if step_times else None,
-    }
-    headline = {
-        "name": "validation loss (lat-weighted MSE, normalised change units)",
-        "value": val_loss,
-        "unit": "",
-        "paper": None,
-        "higher_is_better": False,
-    }
-    return {"metrics": metrics, "headline": headline, "energy": report.to_dict()}
 
 
 def _roll(
@@ -382,33 +573,3 @@ def _roll(
     shift = int(np.random.default_rng([seed, step, replica, 7]).integers(cfg.patch_cols))
     shift *= cfg.patch
     return (state.roll(shift, -1), extras.roll(shift, -1), targets.roll(shift, -1))
-
-
-def _total_parameters(cfg: ModelConfig) -> int:
-    from weathermixer.model import parameter_count
-
-    return parameter_count(cfg)
-
-
-def _validate(
-    engine: Engine, valid: ForecastSamples, weights: torch.Tensor, tc: Any, prefetch: Prefetcher
-) -> float:
-    """Mean loss over the first ``val_batches`` batches of the validation period."""
-    grid = engine.grid
-    losses = []
-    with torch.no_grad():
-        for b in range(tc.val_batches):
-            try:
-                idx = batch_indices(b, len(valid), tc.batch_size, grid.replicas, grid.r, 12345)
-            except ValueError:
-                break
-            batch = prefetch.submit(valid.batch, idx).result()
-            with autocast(engine.device, tc.precision):
-                pred = engine.rollout(
-                    batch["state"].to(engine.device), batch["extras"].to(engine.device)
-                )
-            local = engine.local_loss(
-                pred, batch["targets"].to(engine.device), weights, tc.batch_size * grid.replicas
-            )
-            losses.append(engine.global_loss(local))
-    return float(np.mean(losses)) if losses else float("nan")
