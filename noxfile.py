@@ -16,16 +16,12 @@ from pathlib import Path
 import nox
 from nox.command import CommandFailed
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - nox itself may run on 3.10
-    import tomli as tomllib
-
 ROOT = Path(__file__).resolve().parent
-SHARED = ROOT / "shared"
-PACKAGE_DIRS = sorted(p.parent for p in ROOT.glob("packages/*/pyproject.toml"))
+sys.path.insert(0, str(ROOT / "tools"))
+from distributions import SHARED, distributions, extras  # noqa: E402
+
 # distribution name -> its folder; shared-hpc first because every package depends on it
-DISTRIBUTIONS = {"shared-hpc": SHARED} | {p.name: p for p in PACKAGE_DIRS}
+DISTRIBUTIONS = distributions()
 # MPI_RUNTIME=system uses the machine's MPI (mpi4py built against it); the default is the
 # MPICH wheel from PyPI, so a laptop or CI machine needs no MPI installation at all.
 MPI_RUNTIME = os.environ.get("MPI_RUNTIME", "mpich")
@@ -60,8 +56,14 @@ def _install_once(session: nox.Session, *requirements: str) -> None:
     stamp.write_text(digest.hexdigest())
 
 
-def _editable(extras: str) -> list[str]:
-    return [f"-e{folder}[{extras}]" for folder in DISTRIBUTIONS.values()]
+def _with_extras(folder: Path, wanted: tuple[str, ...]) -> str:
+    """``folder[a,b]`` with those of ``wanted`` that the distribution has."""
+    present = [e for e in wanted if e in extras(folder)]
+    return f"{folder}[{','.join(present)}]" if present else str(folder)
+
+
+def _editable(*wanted: str) -> list[str]:
+    return [f"-e{_with_extras(folder, wanted)}" for folder in DISTRIBUTIONS.values()]
 
 
 def _run_pytest(session: nox.Session, *args: str, label: str, failures: list[str]) -> None:
@@ -117,7 +119,7 @@ def tests(session: nox.Session) -> None:
 
     Extra arguments go to pytest, e.g. ``nox -s tests -- -m slow``.
     """
-    _install_once(session, *_editable("test"), *_mpi_requirements())
+    _install_once(session, *_editable("test", "demo"), *_mpi_requirements())
     session.chdir(ROOT)
     _test_distributions(session, list(DISTRIBUTIONS), integration=True)
 
@@ -129,7 +131,7 @@ def package(session: nox.Session, name: str) -> None:
     folder = DISTRIBUTIONS[name]
     session.install("--upgrade", "pip")
     session.install(*_mpi_requirements())
-    session.install(f"{SHARED}[test]", f"{folder}[test]")
+    session.install(f"{SHARED}[test]", _with_extras(folder, ("test", "demo")))
     session.chdir(ROOT)
     session.run("python", "tools/check_imports.py", str(folder))
     _test_distributions(session, [name], integration=False)
@@ -154,6 +156,7 @@ def docs(session: nox.Session) -> None:
         "mkdocstrings[python]>=0.26",
         "mkdocs-gen-files>=0.5",
         "mkdocs-literate-nav>=0.6",
+        "ruff>=0.6",  # formats the signatures on the API pages
     )
     session.chdir(ROOT)
     # silence a notice about the future of MkDocs that two plugins print on every build
@@ -182,7 +185,7 @@ def build(session: nox.Session) -> None:
 @nox.session(reuse_venv=True)
 def demo(session: nox.Session) -> None:
     """The main job: every installed package's demo, then demo-results/SUMMARY.md."""
-    packages = [f"{SHARED}[demo]", *(str(f) for f in DISTRIBUTIONS.values() if f != SHARED)]
+    packages = [_with_extras(folder, ("demo",)) for folder in DISTRIBUTIONS.values()]
     _install_once(session, *packages, *_mpi_requirements())
     session.chdir(ROOT)
     session.run("shared-hpc", "run-demos", "--output", "demo-results", *session.posargs)
@@ -193,11 +196,7 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session, name: str) -> None:
     """A package's benchmarks; they rewrite its BENCHMARKS.md (slow: minutes to hours)."""
     folder = DISTRIBUTIONS[name]
-    extras = tomllib.loads((folder / "pyproject.toml").read_text())["project"].get(
-        "optional-dependencies", {}
-    )
-    wanted = ",".join(e for e in ("bench", "test") if e in extras)
     session.install(*_mpi_requirements())
-    session.install(f"{SHARED}", f"{folder}[{wanted}]" if wanted else str(folder))
+    session.install(f"{SHARED}", _with_extras(folder, ("bench", "test", "demo")))
     session.chdir(folder)
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import mkdocs_gen_files
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from distributions import distributions, project  # noqa: E402
+
 LINK = re.compile(r"(\]\()([^)#\s]+)([^)]*\))")
 PAGES = {"README.md": "index.md", "BENCHMARKS.md": "benchmarks.md", "CHANGELOG.md": "changelog.md"}
 
@@ -50,17 +48,11 @@ def copy_with_links(source: Path, target: str) -> None:
         out.write(LINK.sub(relink, text))
 
 
-def distributions() -> dict[str, Path]:
-    folders = {"shared-hpc": ROOT / "shared"}
-    folders |= {p.parent.name: p.parent for p in sorted(ROOT.glob("packages/*/pyproject.toml"))}
-    return folders
-
-
 nav = mkdocs_gen_files.Nav()
 nav["Overview"] = "index.md"
 overview = ["# Packages\n\n| package | what it does |\n|---|---|\n"]
 for name, folder in distributions().items():
-    description = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["description"]
+    description = project(folder)["description"]
     overview.append(f"| [{name}]({name}/index.md) | {description} |\n")
     modules = sorted(p.name for p in (folder / "src").iterdir() if (p / "__init__.py").exists())
     with mkdocs_gen_files.open(f"packages/{name}/api.md", "w") as out:

@@ -1,15 +1,20 @@
-"""Write the skeleton of a new package under packages/<name>, laid out as CONTRIBUTING.md says.
+"""Write a new package under packages/<name>, on the skeleton that CONTRIBUTING.md describes.
 
     python tools/new_package.py my-method --paper "arXiv:0000.00000 My Method" \
         --summary "One line on what it does"
 
-The skeleton installs, lints clean, answers ``--help``, runs a ``demo`` that writes a run record
-and a plot, and has tests that pass; then replace its placeholder method with the real one.
+The skeleton is a small working package, not a stub: a data-parallel least-squares fit over MPI
+stands in for the method (every rank fits its shard, gradients are summed with ``Allreduce``),
+with its config (dataclass, validated, one flag per field), its typed result, a ``train`` and a
+``demo`` command that measure and record through ``shared_hpc.Recorder``, a bad-input test, an
+MPI test and a benchmark against NumPy's least squares. It installs, lints clean and passes its
+tests; then replace the stand-in with the real method, module by module.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shutil
 import sys
@@ -31,13 +36,14 @@ license = "BSD-3-Clause"
 license-files = ["LICENSE"]
 requires-python = ">=3.10"
 dependencies = [
-    "shared-hpc>=0.1",
+    "shared-hpc>=0.2",
     "numpy>=1.24",
-    "matplotlib>=3.7",
+    "mpi4py>=3.1",
 ]
 
 [project.optional-dependencies]
-test = ["pytest>=8", "pytest-timeout>=2"]
+demo = ["matplotlib>=3.7"]
+test = ["pytest>=8", "pytest-timeout>=2", "{name}[demo]"]
 
 [project.scripts]
 {name} = "{module}.cli:main"
@@ -57,131 +63,512 @@ README = """\
 
 {summary}. Based on {paper}.
 
+The method is not in yet: a data-parallel least-squares fit stands in for it, so that the
+command line, the run record, the MPI path and the tests work from the first commit.
+
 ## Install
 
 ```bash
-pip install ./shared ./packages/{name}
+pip install ./shared "./packages/{name}[demo]"
 ```
 
 ## Quickstart
 
 ```bash
-{name} demo --output results/
+{name} demo --output results/                  # the embedded default, about a second
+{name} train --output run/ --steps 500 --lr 0.05
+mpiexec -n 4 {name} train --output run/         # data parallel over 4 ranks
+```
+
+```python
+from {module} import FitConfig, fit
+
+result = fit(FitConfig(steps=500))
+print(result.final_loss)
 ```
 """
 
 CHANGELOG = """\
-# Changelog
+# Changelog of {name}
 
 ## 0.1.0 (unreleased)
-- First skeleton.
+
+- First skeleton, written by `tools/new_package.py`.
 """
 
 BENCHMARKS = """\
 # Benchmarks of {name}
 
-Not measured yet: `nox -s "bench(name={name})"` writes this file.
+Written by `benchmarks/run.py` (`nox -s "bench(name={name})"`); do not edit by hand.
+
+<!-- fit:start -->
+Not measured yet.
+<!-- fit:end -->
 """
 
-ABOUT = '__version__ = "0.1.0"\n'
+ABOUT = '''\
+"""Version of the {name} distribution (read by hatchling and by run records)."""
+
+__version__ = "0.1.0"
+'''
 
 INIT = '''\
 """{summary}."""
 
 from {module}.__about__ import __version__
+from {module}.config import FitConfig
+from {module}.fit import FitResult, fit
 
-__all__ = ["__version__"]
+__all__ = ["FitConfig", "FitResult", "__version__", "fit"]
+'''
+
+MAIN = '''\
+"""``python -m {module}`` is the ``{name}`` command."""
+
+from {module}.cli import main
+
+raise SystemExit(main())
+'''
+
+CONFIG = '''\
+"""Settings of {name}: dataclasses, validated when built, loaded from TOML and flags."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from shared_hpc import UserError
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How the stand-in method fits (replace with the method's own settings).
+
+    Attributes:
+        features: Inputs of the linear model.
+        samples: Samples of the generated problem, shared out over the ranks.
+        noise: Standard deviation of the noise on the targets.
+        steps: Gradient-descent steps.
+        lr: Learning rate.
+        seed: Seed of the generated problem.
+    """
+
+    features: int = 8
+    samples: int = 4096
+    noise: float = 0.1
+    steps: int = 200
+    lr: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("features", "samples", "steps"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{{name}} must be >= 1, got {{getattr(self, name)}}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"lr must be a positive number, got {{self.lr}}")
+        if not self.noise >= 0:
+            raise UserError(f"noise must be >= 0, got {{self.noise}}")
+'''
+
+FIT = '''\
+"""The stand-in method: least squares by data-parallel gradient descent over MPI ranks.
+
+Each rank holds its shard of a generated regression problem; every step the ranks add their
+gradients with ``Allreduce``, so all of them take the same step and end with the same weights,
+whatever the number of ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared_hpc import Comm, Headline, get_comm
+from {module}.config import FitConfig
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit produced.
+
+    Attributes:
+        weights: The fitted weights.
+        losses: Mean squared error over all samples before each step.
+        final_loss: Mean squared error after the last step.
+        ranks: Ranks that took part.
+    """
+
+    weights: np.ndarray
+    losses: list[float]
+    final_loss: float
+    ranks: int
+
+    def metrics(self) -> dict[str, float | int]:
+        """The figures a run record keeps."""
+        return {{
+            "final_loss": self.final_loss,
+            "initial_loss": self.losses[0],
+            "ranks": self.ranks,
+        }}
+
+    def headline(self) -> Headline:
+        """The run's one figure: the final mean squared error."""
+        return Headline("final mean squared error", self.final_loss, higher_is_better=False)
+
+
+def problem(config: FitConfig, rank: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's shard of the generated regression problem (the same problem for any size)."""
+    rng = np.random.default_rng(config.seed)
+    x = rng.normal(size=(config.samples, config.features))
+    y = x @ rng.normal(size=config.features) + config.noise * rng.normal(size=config.samples)
+    return x[rank::size], y[rank::size]
+
+
+def fit(config: FitConfig, comm: Comm | None = None) -> FitResult:
+    """Fit the linear model by gradient descent, data parallel over ``comm``.
+
+    Args:
+        config: The settings.
+        comm: Communicator of the ranks that share the data (default: ``get_comm()``).
+
+    Returns:
+        The weights and the loss curve, the same on every rank.
+    """
+    comm = get_comm() if comm is None else comm
+    x, y = problem(config, comm.Get_rank(), comm.Get_size())
+    weights = np.zeros(config.features)
+    losses = []
+    for _ in range(config.steps + 1):
+        residual = x @ weights - y
+        local = np.concatenate([x.T @ residual, [residual @ residual]])
+        total = np.empty_like(local)
+        comm.Allreduce(local, total)
+        losses.append(float(total[-1] / config.samples))
+        weights -= config.lr * 2 * total[:-1] / config.samples
+    return FitResult(weights, losses[:-1], losses[-1], comm.Get_size())
+'''
+
+DEMO = '''\
+"""The embedded default end to end: fit, measure, record, plot (about a second on a laptop)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared_hpc import (
+    Comm,
+    Recorder,
+    RunRecord,
+    UserError,
+    get_comm,
+    prepare_output_dir,
+    rank0_print,
+)
+from {module}.__about__ import __version__
+from {module}.config import FitConfig
+from {module}.fit import fit
+
+
+def run_demo(output: Path, comm: Comm | None = None) -> RunRecord:
+    """Fit the default problem into ``output``: results.json and loss.png (rank 0 writes).
+
+    Raises:
+        UserError: ``output`` cannot be written, or matplotlib is missing.
+    """
+    comm = get_comm() if comm is None else comm
+    prepare_output_dir(output)
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError("the demo needs matplotlib: pip install {name}[demo]") from None
+    config = FitConfig()
+    with Recorder("{name}", __version__, comm) as run:
+        result = fit(config, comm)
+    if run.is_writer:
+        figure = Figure(figsize=(5, 3.5), layout="constrained")
+        axes = figure.subplots()
+        axes.semilogy(result.losses)
+        axes.set_xlabel("step")
+        axes.set_ylabel("mean squared error")
+        figure.savefig(output / "loss.png", dpi=100)
+    record = run.write(
+        output / "results.json",
+        config=config,
+        metrics=result.metrics(),
+        headline=result.headline(),
+        artifacts=["loss.png"],
+    )
+    rank0_print(f"final loss {{result.final_loss:.4g}}; energy: {{run.report}}", comm=comm)
+    return record
 '''
 
 CLI = '''\
-"""Command line of {name}: a thin wrapper over the Python API."""
+"""Command line of {name}: the parser and one short handler per command."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from shared_hpc import (
+    Recorder,
+    add_config_flags,
+    config_from_args,
+    get_comm,
+    prepare_output_dir,
+    rank0_print,
+    run_main,
+)
+from {module}.__about__ import __version__
+from {module}.config import FitConfig
+
+
+def _train(args: argparse.Namespace) -> int:
+    from {module}.fit import fit
+
+    config = config_from_args(args)
+    comm = get_comm()
+    prepare_output_dir(args.output)
+    with Recorder("{name}", __version__, comm) as run:
+        result = fit(config, comm)
+    run.write(
+        args.output / "results.json",
+        config=config,
+        metrics=result.metrics(),
+        headline=result.headline(),
+    )
+    rank0_print(f"final loss {{result.final_loss:.4g}}; wrote {{args.output / 'results.json'}}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from {module}.demo import run_demo
+
+    run_demo(args.output)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="{name}", description="{summary}.")
+    parser.add_argument("--version", action="version", version=f"{name} {{__version__}}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="fit and write a run record (MPI: data parallel)")
+    train.add_argument("--output", type=Path, required=True, help="folder for results.json")
+    add_config_flags(train, FitConfig)
+    train.set_defaults(run=_train)
+
+    demo = commands.add_parser("demo", help="the embedded default end to end (about a second)")
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("{name}-demo"),
+        help="folder for results.json and loss.png",
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``{name}`` command; returns the exit code."""
+    return run_main(_parser(), argv)
+'''
+
+TEST_CLI = '''\
+"""The command line: demo, settings from flags and TOML, bad input."""
+
+import json
+import subprocess
 import sys
+
+import pytest
+from {module}.cli import main
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "{module}", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_demo_writes_a_run_record_with_a_headline_and_a_plot(tmp_path):
+    assert main(["demo", "--output", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["package"] == "{name}"
+    assert record["headline"]["value"] < record["metrics"]["initial_loss"]
+    assert record["energy"]["method"]
+    assert (tmp_path / "loss.png").stat().st_size > 0
+
+
+def test_flags_win_over_the_toml_file(tmp_path):
+    settings = tmp_path / "fit.toml"
+    settings.write_text("steps = 5\\nlr = 0.01\\n")
+    out = tmp_path / "run"
+    assert main(["train", "--output", str(out), "--config", str(settings), "--steps", "7"]) == 0
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert (config["steps"], config["lr"]) == (7, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--output", "OUT", "--steps", "0"], "steps must be >= 1, got 0"),
+        (["train", "--output", "OUT", "--config", "missing.toml"], "missing.toml does not exist"),
+        (["demo", "--output", "FILE"], "is a file, not a folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "FILE").write_text("")
+    args = [str(tmp_path / a) if a in ("OUT", "FILE", "missing.toml") else a for a in args]
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\\n") == 1 and message in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["demo"]])
+def test_every_command_answers_help(command):
+    result = _cli(*command, "--help")
+    assert result.returncode == 0 and "usage:" in result.stdout
+'''
+
+TEST_MPI = '''\
+"""Under ``mpiexec -n 2``: the data-parallel fit equals the serial one."""
+
+import numpy as np
+import pytest
+from {module} import FitConfig, fit
+
+from shared_hpc import SerialComm
+
+
+@pytest.mark.mpi(ranks=2)
+def test_two_ranks_fit_what_one_rank_fits(comm):
+    config = FitConfig(steps=50)
+    parallel = fit(config, comm)
+    serial = fit(config, SerialComm())
+    assert parallel.ranks == 2
+    np.testing.assert_allclose(parallel.weights, serial.weights, rtol=1e-10)
+    assert comm.allgather(parallel.final_loss) == [parallel.final_loss] * 2
+'''
+
+BENCH_RUN = '''\
+"""Write BENCHMARKS.md: the stand-in fit against NumPy's least squares, in one run.
+
+    python benchmarks/run.py
+
+Both run on the same machine in the same process, alternating, medians of five runs.
+"""
+
+from __future__ import annotations
+
+import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
-from shared_hpc import EnergyMeter, RunRecord, get_comm
+from {module} import FitConfig, fit
+from {module}.fit import problem
 
-from {module}.__about__ import __version__
+from shared_hpc import SerialComm
+from shared_hpc.bench import machine_line, markdown_table, replace_marked_block
 
-
-def demo(output: Path) -> RunRecord:
-    """Run the embedded default end to end; replace the placeholder with the method."""
-    output.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with EnergyMeter(get_comm()) as meter:
-        curve = np.cumsum(np.random.default_rng(0).normal(size=100))
-    figure = Figure()
-    figure.subplots().plot(curve)
-    figure.savefig(output / "curve.png")
-    record = RunRecord.create(
-        "{name}",
-        __version__,
-        config={{}},
-        metrics={{"final": float(curve[-1])}},
-        energy=meter.report.to_dict(),
-        wall_time_s=time.perf_counter() - started,
-        artifacts=["curve.png"],
-    )
-    record.write(output / "results.json")
-    return record
+HERE = Path(__file__).resolve().parent.parent
+REPEATS = 5
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="{name}", description="{summary}.")
-    parser.add_argument("--version", action="version", version=__version__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="run the embedded default end to end")
-    demo_parser.add_argument("--output", type=Path, default=Path("{name}-demo"))
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        demo(args.output)
-    return 0
+def main() -> None:
+    config = FitConfig(samples=20000, steps=300)
+    fit_s, lstsq_s = [], []
+    for _ in range(REPEATS):
+        began = time.perf_counter()
+        result = fit(config, SerialComm())
+        fit_s.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        x, y = problem(config, 0, 1)
+        best = np.linalg.lstsq(x, y, rcond=None)[0]
+        lstsq_s.append(time.perf_counter() - began)
+    best_loss = float(np.mean((x @ best - y) ** 2))
+    table = markdown_table(
+        ["method", "final MSE", "median time [s]"],
+        [
+            ["gradient descent (this package)", f"{{result.final_loss:.5g}}",
+             f"{{statistics.median(fit_s):.4f}}"],
+            ["numpy.linalg.lstsq (baseline)", f"{{best_loss:.5g}}",
+             f"{{statistics.median(lstsq_s):.4f}}"],
+        ],
+    )  # fmt: skip
+    text = f"{{REPEATS}} runs each, medians; machine: {{machine_line()}}.\\n\\n{{table}}"
+    replace_marked_block(HERE / "BENCHMARKS.md", "fit", text, append=True)
+    print(text)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
 '''
 
-TEST_CLI = """\
-import json
+FILES = {
+    "pyproject.toml": PYPROJECT,
+    "README.md": README,
+    "CHANGELOG.md": CHANGELOG,
+    "BENCHMARKS.md": BENCHMARKS,
+    "src/{module}/__init__.py": INIT,
+    "src/{module}/__about__.py": ABOUT,
+    "src/{module}/__main__.py": MAIN,
+    "src/{module}/py.typed": "",
+    "src/{module}/config.py": CONFIG,
+    "src/{module}/fit.py": FIT,
+    "src/{module}/demo.py": DEMO,
+    "src/{module}/cli.py": CLI,
+    "tests/test_cli.py": TEST_CLI,
+    "tests/test_mpi.py": TEST_MPI,
+    "benchmarks/run.py": BENCH_RUN,
+}
 
-import pytest
 
-from {module}.cli import main
+def sort_first_party(text: str, module: str) -> str:
+    """Put the ``from shared_hpc ...`` and ``from <module> ...`` imports in isort's order.
 
-
-def test_demo_writes_a_run_record_and_a_plot(tmp_path):
-    assert main(["demo", "--output", str(tmp_path)]) == 0
-    record = json.loads((tmp_path / "results.json").read_text())
-    assert record["package"] == "{name}"
-    assert (tmp_path / "curve.png").stat().st_size > 0
-
-
-def test_unknown_command_is_refused():
-    with pytest.raises(SystemExit) as exit_info:
-        main(["no-such-command"])
-    assert exit_info.value.code == 2
-"""
-
-BENCH_RUN = '''\
-"""Write BENCHMARKS.md from measurements taken in this run (placeholder: measure the method)."""
-
-from pathlib import Path
-
-Path(__file__).resolve().parent.parent.joinpath("BENCHMARKS.md").write_text(
-    "# Benchmarks of {name}\\n\\nNo benchmark defined yet.\\n"
-)
-'''
+    Inside ``src/`` both are first-party, so their order depends on the new package's name; the
+    templates list them in one block, which is sorted here by module path as ruff's isort rules
+    do. (In tests and benchmarks the package counts as third-party and has a block of its own.)
+    """
+    tree = ast.parse(text)
+    mine = ("shared_hpc", module)
+    nodes = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.split(".")[0] in mine
+    ]
+    if len(nodes) < 2:
+        return text
+    lines = text.splitlines(keepends=True)
+    first, last = nodes[0].lineno - 1, nodes[-1].end_lineno
+    pieces = [(n.module, "".join(lines[n.lineno - 1 : n.end_lineno])) for n in nodes]
+    if sum(len(p.splitlines()) for _, p in pieces) != last - first:
+        return text  # not one contiguous block: leave it alone
+    block = "".join(p for _, p in sorted(pieces, key=lambda item: item[0]))
+    return "".join(lines[:first]) + block + "".join(lines[last:])
 
 
 def write_skeleton(target: Path, name: str, paper: str, summary: str) -> Path:
-    """Create packages/<name> under ``target``; refuses to overwrite an existing folder."""
+    """Create packages/<name> under ``target``; refuses to overwrite an existing folder.
+
+    Args:
+        target: The monorepo root.
+        name: The pip name, e.g. ``my-method`` (import name ``my_method``).
+        paper: The paper, e.g. ``"arXiv:2301.08713 Propulate"``.
+        summary: One line on what the package does.
+
+    Returns:
+        The new package's folder.
+
+    Raises:
+        ValueError: ``name`` is not a valid lower-case distribution name.
+        FileExistsError: The folder exists already.
+    """
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name):
         raise ValueError(f"package name {name!r}: use lower-case letters, digits and '-'")
     folder = target / "packages" / name
@@ -189,22 +576,12 @@ def write_skeleton(target: Path, name: str, paper: str, summary: str) -> Path:
         raise FileExistsError(f"{folder} already exists")
     module = name.replace("-", "_")
     fields = {"name": name, "module": module, "paper": paper, "summary": summary.rstrip(".")}
-    files = {
-        "pyproject.toml": PYPROJECT,
-        "README.md": README,
-        "CHANGELOG.md": CHANGELOG,
-        "BENCHMARKS.md": BENCHMARKS,
-        f"src/{module}/__init__.py": INIT,
-        f"src/{module}/__about__.py": ABOUT,
-        f"src/{module}/py.typed": "",
-        f"src/{module}/cli.py": CLI,
-        "tests/test_cli.py": TEST_CLI,
-        "benchmarks/run.py": BENCH_RUN,
-    }
-    for relative, template in files.items():
-        path = folder / relative
+    for relative, template in FILES.items():
+        path = folder / relative.format(module=module)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(**fields))
+        text = template.format(**fields)
+        in_src = relative.startswith("src/") and path.suffix == ".py"
+        path.write_text(sort_first_party(text, module) if in_src else text)
     shutil.copy(ROOT / "LICENSE", folder / "LICENSE")
     return folder
 
@@ -221,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {folder}; next: pip install -e ./shared -e {folder}[test] && pytest {folder}")
+    print(f"wrote {folder}; next: pip install -e ./shared -e '{folder}[test]' && pytest {folder}")
     return 0
 
 
