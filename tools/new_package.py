@@ -380,17 +380,9 @@ TEST_CLI = '''\
 """The command line: demo, settings from flags and TOML, bad input."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from {module}.cli import main
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "{module}", *args], capture_output=True, text=True, check=False
-    )
 
 
 def test_demo_writes_a_run_record_with_a_headline_and_a_plot(tmp_path):
@@ -419,18 +411,18 @@ def test_flags_win_over_the_toml_file(tmp_path):
         (["demo", "--output", "FILE"], "is a file, not a folder"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, run_command, args, message):
     (tmp_path / "FILE").write_text("")
     args = [str(tmp_path / a) if a in ("OUT", "FILE", "missing.toml") else a for a in args]
-    result = _cli(*args)
+    result = run_command("{module}", *args)
     assert result.returncode == 2
     assert result.stderr.count("\\n") == 1 and message in result.stderr
     assert result.stdout == ""
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["demo"]])
-def test_every_command_answers_help(command):
-    result = _cli(*command, "--help")
+def test_every_command_answers_help(run_command, command):
+    result = run_command("{module}", *command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
 '''
 

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
 from shared_hpc import RunRecord
 from shared_hpc.cli import main
-
-
-def _cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shared_hpc", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 def test_info_json_names_what_the_machine_offers(capsys):
@@ -32,15 +21,16 @@ def test_info_json_names_what_the_machine_offers(capsys):
     assert info["mpi"]["launched_by"] is None
 
 
-def test_info_text():
-    out = _cli("info")
+def test_info_text(run_command):
+    out = run_command("shared_hpc", "info")
     assert out.returncode == 0, out.stderr
     assert "method used by EnergyMeter" in out.stdout and "CPU" in out.stdout
 
 
-def test_energy_of_a_command(tmp_path):
+def test_energy_of_a_command(tmp_path, run_command):
     target = tmp_path / "e.json"
-    out = _cli(
+    out = run_command(
+        "shared_hpc",
         "energy",
         "--output",
         str(target),
@@ -57,8 +47,9 @@ def test_energy_of_a_command(tmp_path):
     assert energy["method"] in out.stderr
 
 
-def test_energy_passes_the_exit_code_on(tmp_path):
-    out = _cli(
+def test_energy_passes_the_exit_code_on(tmp_path, run_command):
+    out = run_command(
+        "shared_hpc",
         "energy",
         "--output",
         str(tmp_path / "e.json"),
@@ -93,8 +84,8 @@ def test_unusable_output_is_refused_before_the_command_runs(capsys, tmp_path):
     assert not marker.exists()
 
 
-def test_demo_writes_record_and_plot(tmp_path):
-    out = _cli("demo", "--output", str(tmp_path), "--steps", "150")
+def test_demo_writes_record_and_plot(tmp_path, run_command):
+    out = run_command("shared_hpc", "demo", "--output", str(tmp_path), "--steps", "150")
     assert out.returncode == 0, out.stderr
     record = RunRecord.read(tmp_path / "results.json")
     assert record.package == "shared-hpc" and record.headline["unit"] == "J"
@@ -108,8 +99,8 @@ def test_demo_writes_record_and_plot(tmp_path):
     assert set(record.artifacts) == {"demo.png", "losses.json"}
 
 
-def test_demo_rejects_bad_steps(tmp_path):
-    out = _cli("demo", "--output", str(tmp_path), "--steps", "0")
+def test_demo_rejects_bad_steps(tmp_path, run_command):
+    out = run_command("shared_hpc", "demo", "--output", str(tmp_path), "--steps", "0")
     assert out.returncode == 2 and "steps must be at least 1" in out.stderr
     assert out.stderr.count("\n") == 1 and out.stdout == ""
     assert not (tmp_path / "results.json").exists()

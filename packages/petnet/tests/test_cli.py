@@ -1,16 +1,12 @@
 """The command line end to end, its demo, its settings from flags and TOML, and bad input."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from petnet.checkpoint import load_checkpoint
 from petnet.cli import main
 from petnet.singles import Singles
-
-from shared_hpc import serial_environ
 
 FULL_SIMULATION = """
 [simulation]
@@ -174,15 +170,8 @@ def test_bad_input_gives_one_line_and_exit_code_2(argv, tmp_path, capsys, train_
     assert captured.out == ""
 
 
-def test_a_fresh_process_prints_only_the_error_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "petnet", "sort", "missing.h5"],
-        cwd=tmp_path,
-        env=serial_environ(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def test_a_fresh_process_prints_only_the_error_line(tmp_path, run_command):
+    result = run_command("petnet", "sort", "missing.h5", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == "petnet sort: error: singles file missing.h5 does not exist\n"
     assert result.stdout == ""

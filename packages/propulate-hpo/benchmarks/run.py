@@ -25,12 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-from shared_hpc import serial_environ, write_text_atomic
+from shared_hpc import find_mpiexec, serial_environ, write_text_atomic
 from shared_hpc.bench import machine_line, replace_marked_block
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent
-MPIEXEC = str(Path(sys.executable).with_name("mpiexec"))
+MPIEXEC = find_mpiexec() or "mpiexec"
 WORKERS = 4
 CHEAP_OPTIMIZERS = [
     "propulate-hpo",

@@ -1,19 +1,8 @@
 import json
-import subprocess
 import sys
 
 import pytest
 from propulate_hpo.cli import main
-
-
-def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "propulate_hpo", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-    )
 
 
 def test_demo_tunes_the_digits_mlp_and_writes_a_record_and_plots(tmp_path):
@@ -159,10 +148,10 @@ def test_list_flags_take_comma_separated_values():
         (["demo", "--output", "FILE"], "is a file, not a folder"),
     ],
 )
-def test_bad_input_is_one_line_on_stderr_and_exit_code_2(argv, message, tmp_path):
+def test_bad_input_is_one_line_on_stderr_and_exit_code_2(argv, message, tmp_path, run_command):
     (tmp_path / "s.toml").write_text("x = [0.0, 1.0]\n")
     (tmp_path / "FILE").write_text("")
-    result = _cli(*argv, cwd=tmp_path)
+    result = run_command("propulate_hpo", *argv, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"propulate-hpo {argv[0]}: error: ")

@@ -4,13 +4,11 @@ and one-line errors."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from weathermixer.cli import main
 
-from shared_hpc import RunRecord, serial_environ
+from shared_hpc import RunRecord
 
 COMMANDS = ("generate", "train", "evaluate", "benchmark", "demo")
 TINY_MODEL = [
@@ -158,17 +156,9 @@ def test_bad_input_gives_one_line_and_exit_code_2(
     assert message in captured.err
 
 
-def test_bad_input_in_a_fresh_process_prints_only_its_line(tmp_path):
+def test_bad_input_in_a_fresh_process_prints_only_its_line(tmp_path, run_command):
     """No warning of a dependency comes before the line (a fresh process shows every one)."""
-    run = subprocess.run(
-        [sys.executable, "-m", "weathermixer", "train", "--data.path", str(tmp_path / "x.nc")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=serial_environ(),
-        check=False,
-        timeout=120,
-    )
+    run = run_command("weathermixer", "train", "--data.path", tmp_path / "x.nc", cwd=tmp_path)
     assert run.returncode == 2
     assert run.stdout == ""
     assert run.stderr == f"weathermixer train: error: no such data file: {tmp_path / 'x.nc'}\n"

@@ -11,24 +11,26 @@
   arrive within ``--mpi-sync-timeout`` seconds, it is stuck in a collective that a failed rank
   left, so the job is aborted with a message instead of hanging until the batch limit.
 - Fixtures ``comm`` (``shared_hpc.get_comm()``), ``shared_dir`` (one fresh directory that
-  every rank sees, for files that ranks exchange) and ``mpiexec`` (the launcher of this
-  environment, for tests that start a command under ``mpiexec -n N``; skipped without one).
+  every rank sees, for files that ranks exchange), ``mpiexec`` (the launcher of this
+  environment, for tests that start a command under ``mpiexec -n N``; skipped without one) and
+  ``run_command`` (``python -m package ...`` in a fresh process, as a user's shell starts it).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared_hpc.mpi import SerialComm, find_mpiexec, get_comm
+from shared_hpc.mpi import SerialComm, find_mpiexec, get_comm, serial_environ
 
 DEFAULT_RANKS = 4
 _SYNC_COMM = pytest.StashKey[Any]()
@@ -189,3 +191,32 @@ def mpiexec() -> str:
     if found is None:
         pytest.skip("needs mpiexec")
     return found
+
+
+@pytest.fixture
+def run_command() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_command(module, *args, cwd=None, env=None, timeout=300)``: run
+    ``python -m module args`` in a fresh process and return the finished process (text output).
+
+    The child gets this environment without MPI launcher variables (plus ``env``), so a test
+    sees every line a user would see: warnings of dependencies included.
+    """
+
+    def run(
+        module: str,
+        *args: object,
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", module, *map(str, args)],
+            cwd=cwd,
+            env={**serial_environ(), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run

@@ -58,14 +58,18 @@ class PETNetSorter:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", **kwargs
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
     ) -> PETNetSorter:
         """The sorter stored in a checkpoint of ``petnet.train.train``.
 
         Args:
             path: A ``best.pt`` or ``last.pt``.
             device: Where it runs.
-            **kwargs: Further arguments of the constructor (``batch_size``).
+            batch_size: Hits (ring) or windows (dense) per forward pass; ``None``: a size that
+                suits the architecture.
 
         Raises:
             CheckpointError: Not a readable PETNet checkpoint, or weights that do not fit.
@@ -81,7 +85,7 @@ class PETNetSorter:
             raise CheckpointError(
                 f"{path}: weights do not fit the stored model ({error})"
             ) from None
-        return cls(model, scanner, encoding, device=device, **kwargs)
+        return cls(model, scanner, encoding, device=device, batch_size=batch_size)
 
     def _check(self, singles: Singles) -> None:
         if singles.scanner.n_crystals != self.scanner.n_crystals or (
