@@ -9,7 +9,7 @@ import time
 import pytest
 
 from shared_hpc.energy import EnergyMeter
-from shared_hpc.energy.estimate import cpu_busy_fraction, power_model
+from shared_hpc.energy.estimate import _tdp_table, cpu_busy_fraction, lookup_tdp, power_model
 from shared_hpc.energy.rapl import RaplReader
 from shared_hpc.energy.sensor import NoSensor, SensorError
 
@@ -28,14 +28,45 @@ def _rapl_readable() -> bool:
     return True
 
 
-def test_power_model_takes_codecarbons_tdp_and_ram_power():
+@pytest.mark.parametrize(
+    "model",
+    [
+        "Intel(R) Xeon(R) Platinum 8368 CPU @ 2.40GHz",
+        "AMD EPYC 7763 64-Core Processor",
+        "Intel(R) Core(TM) i7-8565U CPU @ 1.80GHz",
+        "AMD Ryzen 9 5950X 16-Core Processor",
+        "AMD EPYC",
+        "Some Unknown CPU 9000",
+    ],
+)
+def test_tdp_lookup_agrees_with_codecarbon(model):
     from codecarbon.core.cpu import TDP
+
+    finder = TDP.__new__(TDP)  # only its table lookup, without re-detecting this machine's CPU
+    expected = finder._get_cpu_power_from_registry(model)
+    found = lookup_tdp(model)
+    assert (found[0] if found else None) == expected
+
+
+def test_the_shipped_table_is_codecarbons():
+    from codecarbon.input import DataSource
+
+    theirs = DataSource().get_cpu_power_data()
+    theirs = dict(zip(theirs["Name"], theirs["TDP"], strict=True))
+    ours = _tdp_table()
+    assert len(ours) > 4000
+    same = [name for name, tdp in ours.items() if name in theirs and float(theirs[name]) == tdp]
+    assert len(same) == len(ours)  # codecarbon may add models; it changed none of ours
+
+
+def test_power_model_uses_codecarbons_ram_model_and_the_default_tdp_rule():
+    from codecarbon.core.util import count_cpus
     from codecarbon.external.ram import RAM
 
-    tdp = TDP()
     model = power_model()
-    assert (model.cpu_model, model.tdp_w) == (tdp.model, float(tdp.tdp))
     assert model.ram_w == RAM(tracking_mode="machine").total_power().W
+    found = lookup_tdp(model.cpu_model)
+    assert model.tdp_w == (found[0] if found else 4.0 * count_cpus())
     assert model.cpu_watts(1.0) == model.cpu_max_w == model.tdp_w * model.sockets
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from shared_hpc.errors import UserError
-from shared_hpc.mpi import Comm
+from shared_hpc.mpi import Comm, split_by_color
 
 
 def island_sizes(n_workers: int, islands: int | Sequence[int]) -> list[int]:
@@ -193,10 +193,8 @@ def make_layout(world: Comm, ranks_per_worker: int, islands: int | Sequence[int]
             worker_comm = MPI.COMM_SELF
             workers = world.Dup()  # keeps our messages apart from the user's
         else:
-            worker_comm = world.Split(worker, rank)
-            workers = world.Split(0 if is_root else MPI.UNDEFINED, rank)
-            if workers == MPI.COMM_NULL:
-                workers = None
+            worker_comm = split_by_color(world, worker)
+            workers = split_by_color(world, 0 if is_root else None)  # the workers' roots
     layout = Layout(
         world,
         ranks_per_worker,

@@ -2,35 +2,47 @@
 
 This is codecarbon's machine-level fallback (what its ``OfflineEmissionsTracker`` does in
 ``tracking_mode="machine"`` without RAPL): CPU power ``= TDP × sockets × (0.1 + 0.9 · load³)``
-with the TDP that codecarbon's ``TDP`` class finds for this CPU in its table (or its default of
-4 W per thread for a model it does not know) and the system CPU load sampled every second;
-memory power from codecarbon's ``RAM`` model of the installed (or SLURM-allocated) memory. The
-numbers are estimates: a TDP is a cooling budget, not a measurement, and real power depends on
-the instructions running.
+with the TDP of this CPU model from codecarbon's table (or codecarbon's default of 4 W per
+thread for a model the table lacks) and the system CPU load sampled every second; memory power
+from codecarbon's ``RAM`` model of the installed (or SLURM-allocated) memory. The numbers are
+estimates: a TDP is a cooling budget, not a measurement, and real power depends on the
+instructions running.
 
-The tracker itself is not started because its first start spends about 1.5 s probing the
-hardware through a subprocess; instead the same two codecarbon objects are built once per
-process in a background thread while the load samples are taken with ``psutil`` from the first
-moment. ``tests/test_estimate.py`` checks the result against a real ``OfflineEmissionsTracker``
-on the same interval.
+The table ships with shared-hpc (``cpu_tdp.csv``, codecarbon 3.3.2's, MIT licence, source
+named in its first lines) and is matched by exact name, by the name without ``(R)``, ``CPU`` and
+clock speed, or by the one table name whose words are all in the model's (or the other way
+round) — the rules codecarbon applies. Asking codecarbon itself (its ``TDP`` class) would start
+a subprocess and half a second of Python work in the measuring process, which slowed the
+measured run itself by several per cent on a two-core machine.
+
+codecarbon's tracker is not started either, because its first start spends about 1.5 s probing
+the hardware; the inputs are built once per process in a background thread while the load
+samples are taken with ``psutil`` from the first moment. ``tests/test_estimate.py`` checks the
+table against codecarbon's and the result against a real ``OfflineEmissionsTracker``.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import logging
+import re
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import metadata, resources
 from typing import Any
 
 import psutil
 
 from shared_hpc.energy.sensor import Sensor
-from shared_hpc.hardware import cpu_sockets
+from shared_hpc.hardware import cpu_model, cpu_sockets
 
-__all__ = ["CodecarbonEstimate", "PowerModel", "cpu_busy_fraction", "power_model"]
+__all__ = ["CodecarbonEstimate", "PowerModel", "cpu_busy_fraction", "lookup_tdp", "power_model"]
+
+DEFAULT_W_PER_THREAD = 4.0
+"""codecarbon's power per thread of a CPU its table lacks (``DEFAULT_POWER_PER_CORE``)."""
 
 
 @dataclass(frozen=True)
@@ -61,18 +73,73 @@ def _quiet_codecarbon() -> None:
         logger.setLevel(logging.ERROR)
 
 
+@functools.cache
+def _tdp_table() -> dict[str, float]:
+    """CPU model -> TDP in watts (rows whose TDP is not a number, a few typos, are left out)."""
+    table = {}
+    with resources.files("shared_hpc.energy").joinpath("cpu_tdp.csv").open(newline="") as f:
+        for row in csv.DictReader(line for line in f if not line.startswith("#")):
+            try:
+                table[row["Name"]] = float(row["TDP"])
+            except (TypeError, ValueError):
+                continue
+    return table
+
+
+def _words(name: str) -> frozenset[str]:
+    return frozenset(re.sub(r"[^a-z0-9]+", " ", name.lower()).split())
+
+
+def lookup_tdp(model: str) -> tuple[float, str] | None:
+    """TDP in watts and the matched table name for a CPU model name, ``None`` if none matches.
+
+    Tried in turn: the exact name (any case); the name without ``(R)``, ``CPU`` and clock
+    speed; the only table name whose words are all in the model's name or that holds all the
+    model's words (two or more such names: no match).
+
+    Args:
+        model: The CPU's marketing name, e.g. ``AMD EPYC 7763 64-Core Processor``.
+    """
+    table = _tdp_table()
+    lowered = {name.lower(): name for name in table}
+    cleaned = model.replace("(R)", "")
+    if " CPU @ " in cleaned:
+        cleaned = cleaned[: cleaned.find(" CPU @ ")]
+    cleaned = re.sub(r" @\s*\d+\.\d+GHz", "", cleaned.replace(" CPU", ""))
+    for candidate in (model, cleaned):
+        if candidate.lower() in lowered:
+            name = lowered[candidate.lower()]
+            return table[name], name
+    words = _words(cleaned)
+    if not words:
+        return None
+    found = [n for n in table if (w := _words(n)) and (w <= words or words <= w)]
+    if len(found) == 1:
+        return table[found[0]], found[0]
+    return None
+
+
 def _build_power_model() -> PowerModel:
     cpu0 = time.thread_time()
-    from codecarbon.core.cpu import TDP
     from codecarbon.external.ram import RAM
 
     _quiet_codecarbon()  # after the import, which sets codecarbon's own level
+    model = cpu_model()
+    found = lookup_tdp(model)
+    if found is None:
+        from codecarbon.core.util import count_cpus  # SLURM-aware, as codecarbon counts
 
-    tdp = TDP()  # codecarbon's CPU detection and table match, its default where none matches
+        threads = count_cpus()
+        tdp, source = (
+            threads * DEFAULT_W_PER_THREAD,
+            f"codecarbon's default, 4 W x {threads} threads",
+        )
+    else:
+        tdp, source = found[0], f"codecarbon's table: {found[1]}"
     return PowerModel(
-        cpu_model=tdp.model,
-        tdp_w=float(tdp.tdp),
-        tdp_source=f"codecarbon {metadata.version('codecarbon')} TDP of {tdp.model!r}",
+        cpu_model=model,
+        tdp_w=tdp,
+        tdp_source=source,
         sockets=cpu_sockets(),
         ram_w=RAM(tracking_mode="machine").total_power().W,
         codecarbon_version=metadata.version("codecarbon"),
