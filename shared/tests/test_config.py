@@ -98,19 +98,6 @@ def test_bad_files(tmp_path):
         load_config(dict, {})
 
 
-def test_validation_in_post_init_still_runs():
-    @dataclass
-    class Positive:
-        n: int = 1
-
-        def __post_init__(self) -> None:
-            if self.n < 1:
-                raise ValueError("n must be at least 1")
-
-    with pytest.raises(ValueError, match="at least 1"):
-        load_config(Positive, n=0)
-
-
 @dataclass
 class Train:
     """Training settings.

@@ -24,14 +24,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from petnet.classical import POLICIES, gate_sorter, sliding_window
+from petnet.config import EncodingConfig, ModelConfig, PETNetConfig, TrainConfig
 from petnet.evaluate import MethodResult, evaluate_classical, evaluate_petnet, rate
 from petnet.inference import PETNetSorter, build_model
 from petnet.metrics import score
-from petnet.model import ModelConfig
 from petnet.sim import SimulationConfig, Source, WaterCylinder, preset, simulate
 from petnet.singles import Singles
-from petnet.spikes import EncodingConfig
-from petnet.train import PETNetConfig, TrainConfig, train
+from petnet.train import train
 
 from shared_hpc import environment_info, set_torch_threads, write_json_atomic, write_text_atomic
 from shared_hpc.bench import machine_line, replace_marked_block

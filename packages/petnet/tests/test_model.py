@@ -1,7 +1,8 @@
 import pytest
 import torch
+from petnet.config import ModelConfig
 from petnet.loss import count_timing_loss, distance_to_target, windowed_counts
-from petnet.model import LIFLayer, ModelConfig, PETNet
+from petnet.model import LIFLayer, PETNet
 from petnet.scanner import preset
 
 from shared_hpc import UserError
@@ -90,9 +91,9 @@ def test_distance_map_and_windowed_counts():
 @pytest.mark.parametrize("architecture", ["ring", "dense"])
 def test_predict_on_empty_singles_flags_nothing(architecture):
     import numpy as np
+    from petnet.config import EncodingConfig
     from petnet.inference import PETNetSorter, build_model
     from petnet.singles import Singles
-    from petnet.spikes import EncodingConfig
 
     scanner = preset("small")
     config = ModelConfig(architecture=architecture, hidden=(8,))

@@ -8,7 +8,8 @@ import pytest
 import torch
 from petnet.checkpoint import load_checkpoint
 from petnet.cli import main
-from petnet.train import PETNetConfig, TrainConfig, train
+from petnet.config import PETNetConfig, TrainConfig
+from petnet.train import train
 
 CONFIG = PETNetConfig(train=TrainConfig(epochs=2, batch_size=128, max_steps_per_epoch=6))
 

@@ -5,9 +5,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from petnet.config import EncodingConfig
 from petnet.model import OppositeArc
 from petnet.patches import hit_patches, patch_length
-from petnet.spikes import EncodingConfig, decode, densify, encode, window_starts
+from petnet.spikes import decode, densify, encode, window_starts
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from petnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from petnet.config import ModelConfig, PETNetConfig, TrainConfig
 from petnet.inference import PETNetSorter
 from petnet.metrics import score
-from petnet.model import ModelConfig
-from petnet.train import PETNetConfig, TrainConfig, train
+from petnet.train import train
 
 from shared_hpc import UserError
 

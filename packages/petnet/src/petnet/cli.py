@@ -16,13 +16,10 @@ from functools import partial
 from pathlib import Path
 
 from petnet.__about__ import __version__
-from petnet.demo import run_demo
-from petnet.evaluate import CompareConfig, compare, load_sorters
-from petnet.plots import comparison
-from petnet.sim import AcquisitionConfig, simulate
+from petnet.config import AcquisitionConfig, CompareConfig, PETNetConfig, SortConfig
+from petnet.sim import simulate
 from petnet.singles import Singles, check_singles_path
-from petnet.sorting import SortConfig, sort_coincidences
-from petnet.train import BEST_CHECKPOINT, LAST_CHECKPOINT, PETNetConfig, train
+from petnet.sorting import sort_coincidences
 from shared_hpc import (
     Recorder,
     add_config_flags,
@@ -70,6 +67,8 @@ def _sort(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from petnet.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train  # torch and norse
+
     config = config_from_args(args)
     output = prepare_output_dir(args.output)
     parts = [Singles.load(path) for path in args.data]
@@ -90,6 +89,9 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from petnet.evaluate import compare, load_sorters  # torch and norse
+    from petnet.plots import comparison
+
     config = config_from_args(args)
     output = prepare_output_dir(args.output) if args.output else None
     singles = Singles.load(args.data)
@@ -115,6 +117,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from petnet.demo import run_demo  # torch and norse
+
     record = run_demo(args.output, quick=args.quick)
     rank0_print(json.dumps(record.headline))
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 
 from petnet.__about__ import __version__
-from petnet.evaluate import CompareConfig, compare
+from petnet.config import CompareConfig, ModelConfig, PETNetConfig, TrainConfig
+from petnet.evaluate import compare
 from petnet.inference import PETNetSorter
 from petnet.metrics import PAPER_F1
-from petnet.model import ModelConfig
 from petnet.plots import comparison, energy_spectrum
 from petnet.sim import SimulationConfig, Source, WaterCylinder, preset, simulate
-from petnet.train import BEST_CHECKPOINT, PETNetConfig, TrainConfig, train
+from petnet.train import BEST_CHECKPOINT, train
 from shared_hpc import (
     Comm,
     Headline,

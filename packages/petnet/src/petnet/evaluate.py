@@ -18,47 +18,16 @@ from typing import Any
 import numpy as np
 
 from petnet.classical import (
-    ENERGY_WINDOW_KEV,
-    POLICIES,
     WINDOW_NS,
     Coincidences,
-    check_settings,
     gate_sorter,
     sliding_window,
 )
+from petnet.config import CompareConfig
 from petnet.inference import PETNetSorter
 from petnet.metrics import PAPER_F1, Scores, score
 from petnet.singles import Singles
 from shared_hpc import Headline, UserError
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """How the methods are compared.
-
-    Attributes:
-        window_ns: Coincidence window of the classical sorters and of the pairing of PETNet's
-            flagged singles, in ns.
-        energy_window_kev: (low, high) in keV of the singles the classical sorters read; none:
-            all of them.
-        policies: GATE multiples policies to run, one row each.
-        delayed_offset_ns: Delay of the GATE sorter's second window (a randoms estimate) in ns;
-            none: no delayed window.
-        repeats: Timing runs per method; the median counts.
-    """
-
-    window_ns: float = WINDOW_NS
-    energy_window_kev: tuple[float, float] | None = ENERGY_WINDOW_KEV
-    policies: tuple[str, ...] = POLICIES
-    delayed_offset_ns: float | None = 100.0
-    repeats: int = 3
-
-    def __post_init__(self) -> None:
-        check_settings(self.window_ns, self.energy_window_kev, None, self.delayed_offset_ns)
-        for policy in self.policies:
-            check_settings(self.window_ns, policy=policy)
-        if self.repeats < 1:
-            raise UserError(f"repeats must be >= 1, got {self.repeats}")
 
 
 @dataclass

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 
 from petnet.checkpoint import CheckpointError, load_checkpoint
-from petnet.model import ModelConfig, PETNet
+from petnet.config import EncodingConfig, ModelConfig
+from petnet.model import PETNet
 from petnet.patches import hit_patches
 from petnet.scanner import Scanner
 from petnet.singles import Singles
-from petnet.spikes import Decoded, EncodingConfig, SpikeStream, decode, densify, encode
+from petnet.spikes import Decoded, SpikeStream, decode, densify, encode
 from shared_hpc import UserError, load_config
 
 DENSE_WINDOW_BINS = 256

@@ -29,15 +29,13 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from petnet.config import ModelConfig
 from petnet.scanner import Scanner
-from shared_hpc import UserError
 
 # norse 1.1 decorates its functions with torch.jit.script, which torch deprecates; the warning
 # concerns norse, not anything a user of petnet could change
@@ -52,59 +50,6 @@ from norse.torch.functional.lif_box import (  # noqa: E402
     LIFBoxParameters,
     lif_box_feed_forward_step,
 )
-
-Architecture = Literal["dense", "ring"]
-Surrogate = Literal["super", "tanh", "triangle", "circ", "heavi_erfc"]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Network shape and neuron settings.
-
-    Attributes:
-        architecture: ring (one small network shared by every crystal, ours) or dense (the
-            paper's, fully connected over all crystals).
-        hidden: Neurons per hidden layer (per crystal for ring).
-        geometry_scales: Opposite-arc input channels, each half as wide as the previous.
-        beta: Initial leak of the hidden neurons: v ← β·v + input.
-        output_beta: Initial leak of the output neurons.
-        learn_leak: Learn each neuron's leak.
-        threshold: Membrane threshold of every neuron.
-        surrogate: norse's surrogate gradient of the spike function.
-        surrogate_alpha: Sharpness of the surrogate gradient.
-        init_gain: Factor on PyTorch's default hidden weights (sparse spikes need a push).
-        direct_init: Initial weights of own spike and widest arc on the output neuron; none:
-            (0.6, 0.6) for ring, (0.6, 0.45) for dense, where crystals without a hit are read
-            out too and two partners must not fire.
-        current_noise: Standard deviation of the noise on input currents while training
-            (gives decisions a margin).
-    """
-
-    architecture: Architecture = "ring"
-    hidden: tuple[int, ...] = (64, 64)
-    geometry_scales: int = 2
-    beta: float = 0.9
-    output_beta: float = 0.9
-    learn_leak: bool = True
-    threshold: float = 1.0
-    surrogate: Surrogate = "super"
-    surrogate_alpha: float = 10.0
-    init_gain: float = 3.0
-    direct_init: tuple[float, float] | None = None
-    current_noise: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.architecture not in ("dense", "ring"):
-            raise UserError(f"architecture must be 'dense' or 'ring', got {self.architecture!r}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise UserError(f"hidden sizes must be >= 1, got {self.hidden}")
-        if self.geometry_scales < 1:
-            raise UserError(f"geometry_scales must be >= 1, got {self.geometry_scales}")
-        for name in ("beta", "output_beta"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise UserError(f"{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.surrogate not in Surrogate.__args__:  # type: ignore[attr-defined]
-            raise UserError(f"unknown surrogate {self.surrogate!r}")
 
 
 class LIFLayer(nn.Module):

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from petnet.config import EncodingConfig
 from petnet.model import arc_half_widths
 from petnet.scanner import Scanner
-from petnet.spikes import EncodingConfig, SpikeStream, ramp
+from petnet.spikes import SpikeStream, ramp
 
 
 def patch_length(config: EncodingConfig) -> int:

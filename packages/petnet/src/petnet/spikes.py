@@ -20,50 +20,9 @@ import numpy as np
 import torch
 
 from petnet.classical import energy_selection
+from petnet.config import EncodingConfig
 from petnet.metrics import true_pairs
 from petnet.singles import Singles
-from shared_hpc import UserError
-
-# input channels per crystal and bin: the hit itself, its energy / 511 keV, and where in the
-# bin it arrived (0 to 1), which keeps timing finer than the bin width
-CHANNELS = ("spike", "energy", "time")
-DEFAULT_CHANNELS = ("spike", "energy")
-
-
-@dataclass(frozen=True)
-class EncodingConfig:
-    """How singles become spike trains and how output spikes are read back.
-
-    Attributes:
-        bin_width_ns: Width of a time bin in ns.
-        max_gap_bins: Longest silence kept in whole-scanner windows, and the history of a
-            per-hit patch, in bins.
-        energy_window_kev: (low, high) in keV of the singles the network reads; none: all.
-        tolerance_bins: How many bins after a single an output spike may come and still mark
-            it.
-        channels: Input channels per crystal and bin: spike (always first), energy, time.
-    """
-
-    bin_width_ns: float = 0.5
-    max_gap_bins: int = 16
-    energy_window_kev: tuple[float, float] | None = (350.0, 650.0)
-    tolerance_bins: int = 4
-    channels: tuple[str, ...] = DEFAULT_CHANNELS
-
-    def __post_init__(self) -> None:
-        if not self.bin_width_ns > 0:
-            raise UserError(f"bin_width_ns must be > 0, got {self.bin_width_ns}")
-        if self.max_gap_bins < 1 or self.tolerance_bins < 0:
-            raise UserError("max_gap_bins must be >= 1 and tolerance_bins >= 0")
-        if self.channels[:1] != ("spike",) or not set(self.channels) <= set(CHANNELS):
-            raise UserError(f"channels must start with 'spike' and come from {CHANNELS}")
-        if len(set(self.channels)) != len(self.channels):
-            raise UserError(f"channels must not repeat, got {self.channels}")
-
-    @property
-    def warmup_bins(self) -> int:
-        """Input a window needs before the first output it is trusted for."""
-        return self.max_gap_bins + self.tolerance_bins
 
 
 @dataclass

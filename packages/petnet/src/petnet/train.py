@@ -11,11 +11,10 @@ recorder's sensors.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from petnet.__about__ import __version__
 from petnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from petnet.config import EncodingConfig, ModelConfig, PETNetConfig
 from petnet.inference import PETNetSorter, build_model
 from petnet.loss import count_timing_loss
 from petnet.metrics import PAPER_F1, Scores, score
-from petnet.model import ModelConfig
 from petnet.patches import hit_patches
 from petnet.singles import Singles
-from petnet.spikes import EncodingConfig, SpikeStream, densify, encode, window_starts
+from petnet.spikes import SpikeStream, densify, encode, window_starts
 from shared_hpc import (
     Comm,
     DistInfo,
@@ -47,69 +46,6 @@ from shared_hpc import (
 
 BEST_CHECKPOINT = "best.pt"  # the epoch with the best validation F1
 LAST_CHECKPOINT = "last.pt"  # the latest epoch, with the optimiser's state for resume
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings.
-
-    Attributes:
-        epochs: Passes over the training data.
-        batch_size: Samples per step and rank (patches for ring, windows for dense).
-        window_bins: Time bins per training window (dense architecture).
-        lr: Peak learning rate of the one-cycle schedule.
-        timing_weight: Weight of the spike-timing term of the loss.
-        count_window_bins: Bins per window of the spike-count term; none: the whole sample,
-            as in the paper.
-        miss_weight: Cost of a missed target spike relative to an extra spike.
-        grad_clip: Largest gradient norm.
-        validation_fraction: Last part of the data (in time) used for validation when no
-            validation singles are given.
-        max_steps_per_epoch: At most this many steps per epoch; none: the whole data.
-        seed: Seed of the initial weights, the sample order and the training noise.
-    """
-
-    epochs: int = 5
-    batch_size: int = 512
-    window_bins: int = 64
-    lr: float = 2e-3
-    timing_weight: float = 0.1
-    count_window_bins: int | None = 1
-    miss_weight: float = 2.0
-    grad_clip: float = 1.0
-    validation_fraction: float = 0.2
-    max_steps_per_epoch: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.window_bins < 8:
-            raise UserError("epochs and batch_size must be >= 1, window_bins >= 8")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UserError(f"lr must be > 0, got {self.lr}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise UserError("validation_fraction must be in (0, 1)")
-        if not self.miss_weight > 0:
-            raise UserError(f"miss_weight must be > 0, got {self.miss_weight}")
-        if self.count_window_bins is not None and self.count_window_bins < 1:
-            raise UserError("count_window_bins must be >= 1 or None")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise UserError("max_steps_per_epoch must be >= 1 or None")
-
-
-@dataclass(frozen=True)
-class PETNetConfig:
-    """Everything a training run needs besides data; TOML tables ``[model]``, ``[encoding]``,
-    ``[train]``, flags ``--model.*``, ``--encoding.*``, ``--train.*``.
-
-    Attributes:
-        model: The network's shape and neurons.
-        encoding: How singles become spike trains.
-        train: The optimisation.
-    """
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    encoding: EncodingConfig = field(default_factory=EncodingConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass(frozen=True)

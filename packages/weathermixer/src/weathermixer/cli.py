@@ -26,9 +26,7 @@ from shared_hpc import (
 from weathermixer.__about__ import __version__
 from weathermixer.benchmark import run_benchmark
 from weathermixer.config import BenchmarkConfig, EvaluateConfig, RunConfig, SimulationConfig
-from weathermixer.demo import run_demo
 from weathermixer.evaluate import TrainedRun, evaluate
-from weathermixer.report import write_skill
 from weathermixer.simulate import generate
 from weathermixer.train import train
 
@@ -62,6 +60,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from weathermixer.report import write_skill  # matplotlib
+
     cfg = config_from_args(args)
     comm = get_comm()
     trained = TrainedRun.open(args.run_dir)
@@ -93,6 +93,8 @@ def _benchmark(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from weathermixer.demo import run_demo  # matplotlib
+
     comm = get_comm()
     set_torch_threads(comm, args.threads)
     run_demo(args.output, comm, quick=args.quick)
