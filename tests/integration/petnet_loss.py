@@ -12,10 +12,11 @@ import shutil
 import tempfile
 from typing import Any
 
+from petnet.config import PETNetConfig, TrainConfig
 from petnet.demo import demo_simulation
 from petnet.sim import simulate
 from petnet.singles import Singles
-from petnet.train import PETNetConfig, TrainConfig, train
+from petnet.train import train
 
 from shared_hpc import Comm
 

@@ -159,7 +159,8 @@ def test_bad_input_gives_one_line_and_exit_code_2(argv, tmp_path, capsys, train_
     measured = train_singles.subset(np.arange(1000))
     measured.decay_id = measured.scattered = None
     measured.save(tmp_path / "measured.npz")
-    paths = {"data": data, "measured": tmp_path / "measured.npz"}
+    (tmp_path / "full.toml").write_text(FULL_SIMULATION)
+    paths = {"data": data, "measured": tmp_path / "measured.npz", "full": tmp_path / "full.toml"}
     argv = [a.format(tmp=tmp_path, **paths) for a in argv]
     capsys.readouterr()
     assert main(argv) == 2
