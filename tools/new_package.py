@@ -36,7 +36,7 @@ license = "BSD-3-Clause"
 license-files = ["LICENSE"]
 requires-python = ">=3.10"
 dependencies = [
-    "shared-hpc>=0.2",
+    "shared-hpc>=0.3",
     "numpy>=1.24",
     "mpi4py>=3.1",
 ]
@@ -86,6 +86,15 @@ from {module} import FitConfig, fit
 result = fit(FitConfig(steps=500))
 print(result.final_loss)
 ```
+
+## Failures: crash, full disk, a second run
+
+- A failure on one rank ends the whole MPI job within seconds: that rank prints its error with
+  its rank number and the job is aborted; no rank waits for ever.
+- `results.json` is written atomically: after a crash it is either complete or absent.
+- A full disk or a read-only folder: one line naming what was saved, exit code 1; an unusable
+  `--output` is refused before any work (exit code 2).
+- A second run on the same `--output` folder while one runs is refused with one line.
 """
 
 CHANGELOG = """\
@@ -317,7 +326,7 @@ from shared_hpc import (
     add_config_flags,
     config_from_args,
     get_comm,
-    prepare_output_dir,
+    lock_folder,
     rank0_print,
     run_main,
 )
@@ -330,15 +339,15 @@ def _train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     comm = get_comm()
-    prepare_output_dir(args.output)
-    with Recorder("{name}", __version__, comm) as run:
-        result = fit(config, comm)
-    run.write(
-        args.output / "results.json",
-        config=config,
-        metrics=result.metrics(),
-        headline=result.headline(),
-    )
+    with lock_folder(args.output, comm):  # one run per folder
+        with Recorder("{name}", __version__, comm) as run:
+            result = fit(config, comm)
+        run.write(
+            args.output / "results.json",
+            config=config,
+            metrics=result.metrics(),
+            headline=result.headline(),
+        )
     rank0_print(f"final loss {{result.final_loss:.4g}}; wrote {{args.output / 'results.json'}}")
     return 0
 
@@ -377,12 +386,17 @@ def main(argv: list[str] | None = None) -> int:
 '''
 
 TEST_CLI = '''\
-"""The command line: demo, settings from flags and TOML, bad input."""
+"""The command line: demo, settings from flags and TOML, bad input, faults."""
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 from {module}.cli import main
+
+from shared_hpc import lock_folder, serial_environ
 
 
 def test_demo_writes_a_run_record_with_a_headline_and_a_plot(tmp_path):
@@ -418,6 +432,39 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, run_command, args, message):
     assert result.returncode == 2
     assert result.stderr.count("\\n") == 1 and message in result.stderr
     assert result.stdout == ""
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path, run_command):
+    with lock_folder(tmp_path):  # a run in progress
+        result = run_command("{module}", "train", "--output", str(tmp_path))
+    assert result.returncode == 2 and "is in use by another run" in result.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_failure_on_one_rank_ends_the_whole_job(tmp_path, mpiexec):
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import importlib, sys\\n"
+        "from shared_hpc import get_comm\\n"
+        "from {module}.cli import main\\n"
+        "if get_comm().Get_rank() == 1:\\n"
+        "    def broken(*args):\\n"
+        "        raise RuntimeError('injected fault on rank 1')\\n"
+        "    importlib.import_module('{module}.fit').problem = broken\\n"
+        "sys.exit(main(['train', '--output', sys.argv[1]]))\\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, str(driver), str(tmp_path / "run")],
+        env=serial_environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert time.monotonic() - started < 60  # rank 0 waits in a collective: aborted, not hung
+    assert result.returncode != 0
+    assert "rank 1 of 2: Traceback" in result.stderr and "injected fault" in result.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["demo"]])

@@ -1,12 +1,15 @@
-"""run_main: one line and exit 2 for a user error, 130 and what was saved for Ctrl-C."""
+"""run_main: one line and an exit code for every way a command fails; no MPI job hangs."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import time
 
 import pytest
 
-from shared_hpc import SerialComm, UserError, run_main, write_text_atomic
+from shared_hpc import SerialComm, UserError, run_main, serial_environ, write_text_atomic
 
 
 def _parser(handler) -> argparse.ArgumentParser:
@@ -77,3 +80,96 @@ def test_an_argument_that_hides_the_handler_is_named():
     commands.choices["go"].add_argument("--run", default="dir")
     with pytest.raises(TypeError, match="dest is 'run'"):
         run_main(parser, ["go"])
+
+
+def test_an_os_error_is_one_line_exit_1_and_names_what_was_saved(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def disk_full(args):
+        write_text_atomic(tmp_path / "run" / "epoch-1.json", "{}")
+        raise OSError(28, "No space left on device", "run/epoch-2.json")
+
+    assert run_main(_parser(disk_full), ["go"], comm=SerialComm()) == 1
+    assert capsys.readouterr().err == (
+        "tool go: error: No space left on device: 'run/epoch-2.json'; "
+        "run/epoch-1.json is complete\n"
+    )
+
+
+def test_system_exit_inside_a_command_is_named_with_its_place(capsys):
+    def user_function(args):
+        raise SystemExit(3)
+
+    assert run_main(_parser(user_function), ["go"], comm=SerialComm()) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("tool go: stopped by SystemExit(3) at ")
+    assert "test_command.py:" in err
+
+
+_SCRIPT = """
+import argparse, sys
+from shared_hpc import UserError, get_comm, run_main
+
+def handler(args):
+    comm = get_comm()
+    if args.fail in ("all", str(comm.Get_rank())):
+        if args.kind == "user":
+            raise UserError("bad band")
+        {}["defect"]
+    comm.allgather(1)  # the ranks that did not fail wait here for the others
+
+parser = argparse.ArgumentParser(prog="tool")
+parser.add_argument("fail")
+parser.add_argument("kind")
+parser.set_defaults(run=handler)
+sys.exit(run_main(parser, sys.argv[1:], agreement_window_s=1.0))
+"""
+
+
+@pytest.mark.parametrize(
+    ("fail", "kind", "code", "expected"),
+    [
+        ("1", "user", 2, "rank 1 of 2: tool: error: bad band"),
+        ("0", "defect", 1, "rank 0 of 2: Traceback"),
+        ("all", "user", 2, "tool: error: bad band\n"),
+    ],
+)
+def test_a_failure_on_one_rank_ends_the_whole_job(fail, kind, code, expected, tmp_path, mpiexec):
+    script = tmp_path / "tool.py"
+    script.write_text(_SCRIPT)
+    started = time.monotonic()
+    done = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, str(script), fail, kind],
+        env=serial_environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert time.monotonic() - started < 60
+    assert done.returncode == code, done.stderr
+    assert expected in done.stderr
+    if fail == "all":  # every rank refused the same input: one line, no abort
+        assert done.stderr == expected
+
+
+def test_an_uncaught_exception_in_a_script_ends_the_whole_job(tmp_path, mpiexec):
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from shared_hpc import get_comm\n"
+        "comm = get_comm()\n"
+        "if comm.Get_rank() == 1:\n"
+        "    raise RuntimeError('only on rank 1')\n"
+        "comm.barrier()\n"
+    )
+    done = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, str(script)],
+        env=serial_environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "RuntimeError: only on rank 1" in done.stderr
+    assert "rank 1 of 2: uncaught RuntimeError; aborting the MPI job" in done.stderr

@@ -129,3 +129,16 @@ def test_threads_per_rank_share_the_cores(monkeypatch):
             set_torch_threads(SerialComm(), threads=0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_device_this_machine_lacks_is_one_line():
+    import torch
+
+    from shared_hpc import UserError, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(UserError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device is visible"):
+            resolve_device("cuda")

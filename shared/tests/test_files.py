@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared_hpc import atomic_path, write_json_atomic, write_text_atomic
+from shared_hpc import UserError, atomic_path, lock_folder, write_json_atomic, write_text_atomic
 from shared_hpc.files import file_mode, saved_paths
 
 
@@ -112,3 +112,58 @@ def test_output_paths_are_checked_before_work(tmp_path):
     with pytest.raises(UserError, match="is a folder, not a file"):
         check_output_file(tmp_path)
     assert check_output_file(tmp_path / "new" / "data.nc").parent.is_dir()
+
+
+def test_a_planted_symlink_is_never_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    for guess in (".a.json.tmp", ".a.json.partial", "a.json.tmp"):
+        (tmp_path / guess).symlink_to(victim)
+    write_text_atomic(tmp_path / "a.json", "{}\n")
+    assert victim.read_text() == "precious\n"
+    assert (tmp_path / "a.json").read_text() == "{}\n"
+
+
+def test_a_second_run_on_a_locked_folder_is_refused(tmp_path):
+    run = tmp_path / "run"
+    with lock_folder(run) as folder:
+        assert folder == run and (run / ".lock").read_text().startswith("pid ")
+        with (
+            pytest.raises(UserError, match=r"in use by another run \(pid \d+ on "),
+            lock_folder(run),
+        ):
+            pass
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from shared_hpc import lock_folder\nwith lock_folder({str(run)!r}): pass",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert other.returncode == 1 and "is in use by another run" in other.stderr
+    with lock_folder(run):  # released when the block ends
+        pass
+
+
+def test_a_lock_dies_with_its_process(tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom shared_hpc import lock_folder\n"
+            f"with lock_folder({str(tmp_path)!r}):\n"
+            "    print('locked', flush=True)\n    time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "locked\n"
+    with pytest.raises(UserError, match=f"pid {holder.pid} on"), lock_folder(tmp_path):
+        pass
+    holder.kill()
+    holder.wait()
+    with lock_folder(tmp_path):  # kill -9 released it
+        pass

@@ -7,6 +7,10 @@
 - Running a command: ``run_main`` and ``UserError`` (one line and exit code 2 for bad input),
   configs from TOML and flags (``load_config``, ``add_config_flags``), the ``Recorder`` that
   measures a run and writes its ``RunRecord``, atomic file writes (``atomic_path``).
+- Reliability: a failing rank ends the whole MPI job (``run_main``), output paths checked before
+  work (``prepare_output_dir``), one run per folder (``lock_folder``), resume only with the same
+  inputs (``file_fingerprint``, ``check_resume``), sizes that fit (``require_memory``),
+  devices that exist (``resolve_device``).
 
 Every name is imported when first used (and torch, mpi4py and codecarbon only when a function
 needs them), so ``import shared_hpc``, or a package's ``from shared_hpc import UserError``,
@@ -30,14 +34,20 @@ _HOMES = {
     "load_config": "shared_hpc.config",
     "run_demos": "shared_hpc.demos",
     "DistInfo": "shared_hpc.distributed",
+    "resolve_device": "shared_hpc.distributed",
     "set_torch_threads": "shared_hpc.distributed",
     "torch_distributed": "shared_hpc.distributed",
     "EnergyMeter": "shared_hpc.energy",
     "EnergyReport": "shared_hpc.energy",
     "EnergyWarning": "shared_hpc.energy",
     "UserError": "shared_hpc.errors",
+    "check_resume": "shared_hpc.fingerprint",
+    "file_fingerprint": "shared_hpc.fingerprint",
+    "available_memory": "shared_hpc.hardware",
+    "require_memory": "shared_hpc.hardware",
     "atomic_path": "shared_hpc.files",
     "check_output_file": "shared_hpc.files",
+    "lock_folder": "shared_hpc.files",
     "prepare_output_dir": "shared_hpc.files",
     "write_json_atomic": "shared_hpc.files",
     "write_text_atomic": "shared_hpc.files",

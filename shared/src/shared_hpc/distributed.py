@@ -27,6 +27,7 @@ __all__ = [
     "DistInfo",
     "free_port",
     "init_torch_distributed",
+    "resolve_device",
     "set_torch_threads",
     "torch_distributed",
 ]
@@ -241,3 +242,30 @@ def set_torch_threads(comm: Comm | None = None, threads: int | None = None) -> i
         raise UserError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     return threads
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device a user named (``cpu``, ``cuda``, ``cuda:1``, ``mps``), checked.
+
+    Raises:
+        UserError: the name is not a device, or this machine does not have it (rather than a
+            traceback from deep inside the first tensor moved there).
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {name!r}: no CUDA device is visible on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(
+                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device {name!r}: Apple's MPS backend is not available here")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return device

@@ -7,30 +7,40 @@ one, never a truncated one, and colleagues in the user's group can read what a r
 shared cluster file system (``mkstemp`` alone would leave every file at mode 0600).
 
 ``atomic_path`` serves any writer that takes a path (``torch.save``, ``h5py.File``,
-``xarray.Dataset.to_netcdf``, ``numpy.savez``); ``write_text_atomic`` and
-``write_json_atomic`` are the two writers every package needs. Each completed write is
-remembered, so that an interrupted command can say what it saved (``saved_paths``).
+``xarray.Dataset.to_netcdf``, ``numpy.savez`` given an open file); ``write_text_atomic`` and
+``write_json_atomic`` are the two writers every package needs. The temporary file is created
+with ``O_EXCL`` under a random name, so a symbolic link planted beside the target is never
+followed. Each completed write is remembered, so that an interrupted command can say what it
+saved (``saved_paths``).
+
+``prepare_output_dir`` and ``check_output_file`` refuse an unusable output path before any
+work; ``lock_folder`` keeps a second run from writing into a folder a run is using.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
+import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from shared_hpc.errors import UserError
+from shared_hpc.mpi import Comm, get_comm
 
 __all__ = [
     "atomic_path",
     "check_output_file",
     "file_mode",
     "jsonable",
+    "lock_folder",
     "prepare_output_dir",
     "saved_paths",
     "write_json_atomic",
@@ -144,6 +154,68 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
         raise UserError(f"{path} is a folder, not a file to write")
     prepare_output_dir(path.parent if str(path.parent) else Path("."))
     return path
+
+
+LOCK_NAME = ".lock"
+"""The file in a run's folder that the running process holds a lock on."""
+
+# errno values of file systems that do not offer locks (e.g. Lustre mounted without -o flock)
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+
+
+def _try_lock(folder: Path) -> tuple[int | None, str | None]:
+    """Lock ``folder``'s lock file: ``(fd, None)``, or ``(None, why not)``."""
+    import fcntl
+
+    lock_file = folder / LOCK_NAME
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, file_mode())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in _NO_LOCKS:
+            os.close(fd)
+            warnings.warn(
+                f"the file system of {folder} offers no locks; a second run on this folder "
+                "would not be stopped",
+                stacklevel=3,
+            )
+            return None, None
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        why = f"{folder} is in use by another run ({holder}); wait for it or choose another folder"
+        return None, why
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    return fd, None
+
+
+@contextmanager
+def lock_folder(path: str | os.PathLike[str], comm: Comm | None = None) -> Iterator[Path]:
+    """Hold an exclusive lock on the folder ``path`` while the block runs (collective).
+
+    Two runs that write into one folder (a checkpoint, a run directory) would interleave their
+    files and lose results silently; the second one is refused instead. Rank 0 takes the lock
+    (``flock`` on ``path/.lock``, released also when the process dies) and every rank learns
+    the outcome, so all raise the same ``UserError`` together. The folder is created.
+
+    Args:
+        path: The folder.
+        comm: Ranks sharing the folder (default: ``get_comm()``).
+
+    Raises:
+        UserError: another process holds the lock.
+    """
+    comm = get_comm() if comm is None else comm
+    folder = prepare_output_dir(path)
+    fd, refusal = _try_lock(folder) if comm.Get_rank() == 0 else (None, None)
+    refusal = comm.bcast(refusal, root=0)
+    if refusal is not None:
+        raise UserError(refusal)
+    try:
+        yield folder
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the flock; the file stays, removing it would race
 
 
 def saved_paths() -> list[Path]:

@@ -4,7 +4,8 @@ Packages call ``get_comm`` and use the mpi4py calls they need. When the process 
 started by ``mpiexec``/``srun`` they get a ``SerialComm``, which answers the same calls for a
 single rank, so every command also runs as a plain ``python`` process, without MPI installed.
 mpi4py is imported only when a launcher is detected: importing it initialises MPI, which on some
-clusters is slow or not allowed on a login node.
+clusters is slow or not allowed on a login node. With more than one rank, an exception that
+ends the script on one rank aborts the whole job, so that the others do not wait for it.
 """
 
 from __future__ import annotations
@@ -142,7 +143,30 @@ def get_comm() -> Comm:
             "`shared-hpc[mpich]` where no system MPI exists), or run without mpiexec/srun"
         ) from err
     _WORLD = MPI.COMM_WORLD
+    if _WORLD.Get_size() > 1:
+        _abort_on_uncaught_exception(_WORLD)
     return _WORLD
+
+
+def _abort_on_uncaught_exception(world: Any) -> None:
+    """Make an exception that ends a script on one rank end the whole job (``MPI_Abort``).
+
+    Without this, the failed rank's interpreter exits while the others wait for it in a
+    collective for ever. The command lines of the packages handle failures in ``run_main``;
+    this hook covers scripts that call the libraries directly, as ``python -m mpi4py`` does.
+    """
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        previous(exc_type, exc, tb)
+        sys.stderr.write(
+            f"rank {world.Get_rank()} of {world.Get_size()}: uncaught {exc_type.__name__}; "
+            "aborting the MPI job\n"
+        )
+        sys.stderr.flush()
+        world.Abort(130 if issubclass(exc_type, KeyboardInterrupt) else 1)
+
+    sys.excepthook = hook
 
 
 def _is_in_place(buf: Any) -> bool:
