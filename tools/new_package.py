@@ -271,6 +271,7 @@ from shared_hpc import (
     Recorder,
     RunRecord,
     UserError,
+    atomic_path,
     get_comm,
     prepare_output_dir,
     rank0_print,
@@ -301,7 +302,8 @@ def run_demo(output: Path, comm: Comm | None = None) -> RunRecord:
         axes.semilogy(result.losses)
         axes.set_xlabel("step")
         axes.set_ylabel("mean squared error")
-        figure.savefig(output / "loss.png", dpi=100)
+        with atomic_path(output / "loss.png") as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
     record = run.write(
         output / "results.json",
         config=config,

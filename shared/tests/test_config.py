@@ -140,6 +140,21 @@ def _parse(*argv: str):
     return parser, args, config_from_args(args)
 
 
+def test_a_preset_lies_under_the_toml_file_and_the_flags(tmp_path):
+    from shared_hpc.config import config_from_args
+
+    path = tmp_path / "run.toml"
+    path.write_text("[train]\nbatch_size = 4\n")
+    preset = {"output": "preset", "train": {"batch_size": 2, "max_steps": 7}}
+    _, args, _ = _parse("--config", str(path), "--train.max-steps", "9")
+    cfg = config_from_args(args, base=preset)
+    assert cfg.output == Path("preset")  # from the preset only
+    assert cfg.train.batch_size == 4  # the file wins over the preset
+    assert cfg.train.max_steps == 9  # the flag wins over both
+    _, args, _ = _parse()
+    assert config_from_args(args, base=preset).train.batch_size == 2
+
+
 def test_every_field_gets_a_flag_named_after_its_table():
     parser, args, cfg = _parse()
     assert cfg == Run() and args.data == "data.nc"

@@ -41,6 +41,11 @@ AGREEMENT_WINDOW_S = 5.0
 """How long a failed rank waits for the others to fail too before it aborts the MPI job."""
 
 
+_FORWARD_S = 0.5
+"""Pause between a rank's last lines and ``MPI_Abort``: Hydra's proxies can drop output that is
+still in flight when the job is killed."""
+
+
 def _saved_summary(paths: list[Path]) -> str:
     """The files completed so far, in a few words (the newest named)."""
     if not paths:
@@ -186,5 +191,6 @@ def _end_parallel_failure(failure: _Failure, world: Comm, agreement: Any, window
         "aborting the MPI job\n"
     )
     sys.stderr.flush()
+    time.sleep(_FORWARD_S)  # let the launcher forward the lines before the job is torn down
     world.Abort(failure.code or 1)
     return failure.code  # only a stand-in communicator's Abort returns

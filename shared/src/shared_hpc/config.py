@@ -389,11 +389,13 @@ def add_config_flags(
         group.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=text, **options)
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
+def config_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = None) -> Any:
     """The config of a command whose parser got ``add_config_flags``: TOML, then the flags.
 
     Args:
         args: The parsed arguments.
+        base: Settings under the TOML file, e.g. the defaults of a preset the user chose
+            (``--recipe``); the file wins over them, the flags over both.
 
     Raises:
         ConfigError: A setting is unknown, of the wrong type or refused by the dataclass.
@@ -407,4 +409,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
             for section in sections:
                 table = table.setdefault(section, {})
             table[key] = getattr(args, name)
-    return load_config(cls, getattr(args, "config", None), **overrides)
+    source = getattr(args, "config", None)
+    if base is None:
+        return load_config(cls, source, **overrides)
+    from_file = _read_toml(Path(source)) if source is not None else {}
+    return load_config(cls, _merge(dict(base), from_file), **overrides)

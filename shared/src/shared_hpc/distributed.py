@@ -208,18 +208,28 @@ def torch_distributed(
     """Context manager around ``init_torch_distributed`` that always destroys the group.
 
     The group is torn down also when the body raises, so a failed run does not leave sockets
-    open or block the next ``init_process_group`` in the same process (e.g. in tests). The
-    arguments are those of ``init_torch_distributed``.
+    open or block the next ``init_process_group`` in the same process (e.g. in tests); only an
+    NCCL group of several ranks is left to the job's abort after a failure, because its
+    teardown can wait for ranks that sit in a collective. The arguments are those of
+    ``init_torch_distributed``.
     """
     info = init_torch_distributed(
         comm, backend=backend, timeout_s=timeout_s, single_process_group=single_process_group
     )
+    failed = False
     try:
         yield info
+    except BaseException:
+        failed = True
+        raise
     finally:
         import torch.distributed as dist
 
-        if dist.is_initialized():
+        # After a failure other ranks may sit in a collective; NCCL's teardown can wait for
+        # them, so it is left to the abort that follows (gloo's does not wait).
+        if dist.is_initialized() and not (
+            failed and info.world_size > 1 and info.backend == "nccl"
+        ):
             dist.destroy_process_group()
 
 

@@ -130,7 +130,7 @@ def prepare_output_dir(path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{path} is a file, not a folder for the results")
+        raise UserError(f"{path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

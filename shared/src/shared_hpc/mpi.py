@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -164,6 +165,7 @@ def _abort_on_uncaught_exception(world: Any) -> None:
             "aborting the MPI job\n"
         )
         sys.stderr.flush()
+        time.sleep(0.5)  # let the launcher forward these lines before the job is torn down
         world.Abort(130 if issubclass(exc_type, KeyboardInterrupt) else 1)
 
     sys.excepthook = hook
