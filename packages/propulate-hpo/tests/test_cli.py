@@ -142,8 +142,13 @@ def test_list_flags_take_comma_separated_values():
         (["run", "--function", "sphere", "--island-sizes", "2,6"], "add up to 8 workers"),
         (["run", "--function", "sphere", "--config", "missing.toml"], "does not exist"),
         (["run", "--function", "sphere", "--output", "FILE"], "is a file, not a folder"),
+        (["run", "--function", "sphere", "--checkpoint", "FILE"], "is a file, not a folder"),
+        (["run", "--function", "sphere", "--pop-size", "0"], "pop_size must be >= 2, got 0"),
+        (["run", "--function", "sphere", "--dim", "1000000000"], "needs about"),
+        (["run", "--loss", "bad_loss.py:f", "--space", "s.toml"], "bad_loss.py:2: invalid syntax"),
         (["run"], "either a benchmark function or a loss"),
         (["summarize", "no-such-dir"], "not a propulate-hpo checkpoint"),
+        (["summarize", "no-such-dir", "--top", "-3"], "--top must be >= 0, got -3"),
         (["demo", "--generations", "0"], "generations must be >= 1"),
         (["demo", "--output", "FILE"], "is a file, not a folder"),
     ],
@@ -151,12 +156,14 @@ def test_list_flags_take_comma_separated_values():
 def test_bad_input_is_one_line_on_stderr_and_exit_code_2(argv, message, tmp_path, run_command):
     (tmp_path / "s.toml").write_text("x = [0.0, 1.0]\n")
     (tmp_path / "FILE").write_text("")
+    (tmp_path / "bad_loss.py").write_text("def f(p):\n    return p['x'] +\n")
     result = run_command("propulate_hpo", *argv, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"propulate-hpo {argv[0]}: error: ")
     assert result.stdout == ""
     assert not (tmp_path / "propulate-hpo-run" / "results.json").exists()
+    assert not (tmp_path / "no-such-dir").exists()
 
 
 def test_bad_search_space_file_and_foreign_checkpoint(tmp_path, capsys):

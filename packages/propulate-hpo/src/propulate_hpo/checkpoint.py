@@ -9,8 +9,9 @@ flight*), a ``done`` line after, and a line per migration event it causes — wi
 its ``done`` line carries the candidate instead. A crash can then lose only that one candidate
 in flight, which the resumed run replaces with a new one, never a result. A killed process
 loses nothing that was written; a torn last line (the machine died mid-write) is recognised and
-dropped. ``meta.json`` (written atomically) pins the search space and island count, so a
-checkpoint is never resumed with a different search space.
+dropped. ``meta.json`` (written atomically) pins the search space, the island count and the
+loss function (its name, or a loss file's content), so a checkpoint is never resumed with a
+different search space, and with another loss function only when the user forces it.
 
 On resume every worker reads all logs: finished candidates are known, in-flight ones are
 evaluated again under their original identity, the island populations are rebuilt by
@@ -21,6 +22,7 @@ are adopted by worker ``old_worker mod n_workers``.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -37,6 +39,7 @@ from propulate_hpo.population import FAILED, Population, Row
 from propulate_hpo.space import SearchSpace
 from shared_hpc.errors import UserError
 from shared_hpc.files import write_json_atomic
+from shared_hpc.fingerprint import check_resume
 
 SCHEMA = "propulate-hpo/checkpoint/1"
 META = "meta.json"
@@ -108,17 +111,26 @@ class Evaluation:
         )
 
 
-def write_meta(directory: Path, space: SearchSpace, n_islands: int) -> None:
+def write_meta(
+    directory: Path,
+    space: SearchSpace,
+    n_islands: int,
+    loss: dict[str, Any],
+    *,
+    force: bool = False,
+) -> None:
     """Create ``meta.json`` in ``directory``, or check the one there against this run.
 
     Args:
         directory: The checkpoint directory (created if missing).
         space: The run's search space.
         n_islands: The run's number of islands.
+        loss: The fingerprint of the run's loss function.
+        force: Accept a checkpoint of another loss function.
 
     Raises:
-        CheckpointError: ``meta.json`` is unreadable, foreign, or for another search space or
-            number of islands.
+        CheckpointError: ``meta.json`` is unreadable, foreign, or for another search space,
+            number of islands or (unless ``force``) loss function.
     """
     path = directory / META
     if path.exists():
@@ -141,11 +153,22 @@ def write_meta(directory: Path, space: SearchSpace, n_islands: int) -> None:
                 f"checkpoint {directory} has {meta.get('islands')} islands, this run asks for "
                 f"{n_islands}; resume with the same number of islands"
             )
+        try:  # a checkpoint of version 0.1.0 names no loss function: accepted
+            check_resume(
+                "loss function",
+                meta.get("loss"),
+                loss,
+                force=force,
+                force_flag="--force-resume (force_resume=True in Python)",
+            )
+        except UserError as refusal:
+            raise CheckpointError(str(refusal)) from None
         return
     meta = {
         "schema": SCHEMA,
         "space": space.to_dict(),
         "islands": n_islands,
+        "loss": loss,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(path, meta)
@@ -188,11 +211,17 @@ class WorkerLog:
         self._append(json.dumps(record, allow_nan=False, separators=(",", ":")))
 
     def _append(self, line: str) -> None:
-        os.write(self._fd, (line + "\n").encode())
-        now = time.monotonic()
-        if now - self._synced > self.fsync_interval_s:
-            os.fsync(self._fd)
-            self._synced = now
+        data = (line + "\n").encode()
+        try:
+            written = os.write(self._fd, data)
+            now = time.monotonic()
+            if now - self._synced > self.fsync_interval_s:
+                os.fsync(self._fd)
+                self._synced = now
+        except OSError as error:  # a full disk: say which file (the run then ends)
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
+        if written < len(data):  # the disk filled up mid-line; a resume drops the torn line
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
 
     def start(self, worker: int, generation: int, island: int, genes: np.ndarray, t: float) -> None:
         """A candidate is now in flight.
@@ -447,7 +476,14 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def load_state(directory: Path | None, space: SearchSpace, layout: Layout) -> CheckpointState:
+def load_state(
+    directory: Path | None,
+    space: SearchSpace,
+    layout: Layout,
+    loss: dict[str, Any],
+    *,
+    force: bool = False,
+) -> CheckpointState:
     """What a checkpoint holds for this run (collective over ``layout.world``).
 
     Rank 0 creates or checks ``meta.json``; then every worker root reads all logs. A problem
@@ -457,20 +493,22 @@ def load_state(directory: Path | None, space: SearchSpace, layout: Layout) -> Ch
         directory: The checkpoint directory, ``None`` for a run without a checkpoint.
         space: The run's search space.
         layout: This rank's place in the run.
+        loss: The fingerprint of the run's loss function.
+        force: Resume a checkpoint of another loss function.
 
     Returns:
         The state (empty without a checkpoint and on helper ranks).
 
     Raises:
-        CheckpointError: A checkpoint of another search space or number of islands, or a
-            corrupt one.
+        CheckpointError: A checkpoint of another search space, number of islands or (unless
+            ``force``) loss function, or a corrupt one.
     """
     if directory is None:
         return CheckpointState()
     problem = None
     if layout.world.Get_rank() == 0:
         try:
-            write_meta(directory, space, layout.n_islands)
+            write_meta(directory, space, layout.n_islands, loss, force=force)
         except Exception as error:  # shared with all ranks, raised everywhere below
             problem = error
     problem = layout.world.bcast(problem, root=0)

@@ -8,13 +8,16 @@ tunes an MLP on scikit-learn's digits. Every command also works under MPI:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from propulate_hpo.__about__ import __version__
 from propulate_hpo.config import DemoConfig, RunConfig
 from shared_hpc import (
     Recorder,
+    UserError,
     add_config_flags,
+    check_output_file,
     config_from_args,
     get_comm,
     prepare_output_dir,
@@ -23,13 +26,23 @@ from shared_hpc import (
 )
 
 PACKAGE = "propulate-hpo"
+RUN_FILES = ("history.csv", "progress.png", "results.json")
+SUMMARY_FILES = ("history.csv", "progress.png")
 
 
-def _run(args: argparse.Namespace) -> None:
+def _output_folder(path: Path, files: tuple[str, ...]) -> Path:
+    """The output folder, with every file a command will write into it checked before any work."""
+    folder = prepare_output_dir(path)
+    for name in files:
+        check_output_file(folder / name)
+    return folder
+
+
+def _run(args: argparse.Namespace) -> int:
     from propulate_hpo.search import run_search
 
     config = config_from_args(args)
-    output = prepare_output_dir(args.output)
+    output = _output_folder(args.output, RUN_FILES)
     comm = get_comm()
     with Recorder(PACKAGE, __version__, comm) as run:
         result = run_search(config, comm)
@@ -45,14 +58,28 @@ def _run(args: argparse.Namespace) -> None:
     )
     rank0_print(result.summary(), comm=comm)
     rank0_print(f"energy: {run.report}", comm=comm)
-    rank0_print(f"results in {output}/ (history.csv, progress.png, results.json)", comm=comm)
+    rank0_print(f"results in {output}/ ({', '.join(RUN_FILES)})", comm=comm)
+    counts = result.counts()
+    if counts["failed"] and counts["failed"] == result.n_evaluations:
+        rank0_print(
+            f"{PACKAGE} run: error: all {counts['failed']} candidates failed; the first: "
+            f"{result.first_error()} (every error is in {output / 'history.csv'})",
+            comm=comm,
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _summarize(args: argparse.Namespace) -> None:
+    from propulate_hpo.checkpoint import read_meta
     from propulate_hpo.summary import summarize_checkpoint
 
+    if args.top < 0:
+        raise UserError(f"--top must be >= 0, got {args.top}")
+    read_meta(args.directory)  # a checkpoint: refused before any folder is created
+    output = _output_folder(args.output or args.directory, SUMMARY_FILES)
     summary = summarize_checkpoint(args.directory)
-    output = prepare_output_dir(args.directory if args.output is None else args.output)
     comm = get_comm()
     rank0_print(summary.summary(args.top), comm=comm)
     if summary.result.n_evaluations and comm.Get_rank() == 0:

@@ -19,12 +19,16 @@ from shared_hpc import (
     Recorder,
     RunRecord,
     UserError,
+    atomic_path,
+    check_output_file,
     get_comm,
+    lock_folder,
     prepare_output_dir,
     rank0_print,
 )
 
-ARTIFACTS = ["history.csv", "progress.png", "energy.png", "checkpoint/"]
+FILES = ["history.csv", "progress.png", "energy.png"]
+ARTIFACTS = [*FILES, "checkpoint/"]
 
 
 def _plot_energy(history: Any, path: Path) -> None:
@@ -41,7 +45,8 @@ def _plot_energy(history: Any, path: Path) -> None:
     ax.set_ylabel("validation loss")
     ax.set_yscale("log")
     ax.legend()
-    figure.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
 
 
 def run_demo(
@@ -61,11 +66,14 @@ def run_demo(
         The run record, on every rank.
 
     Raises:
-        UserError: ``output`` cannot be written, or torch or scikit-learn is missing.
+        UserError: ``output`` cannot be written or is in use by another run, or torch or
+            scikit-learn is missing.
     """
     comm = get_comm() if comm is None else comm
     config = DemoConfig() if config is None else config
     output = prepare_output_dir(output)
+    for name in ("results.json", *FILES):
+        check_output_file(output / name)
     try:
         import sklearn  # noqa: F401
         import torch  # noqa: F401
@@ -73,6 +81,13 @@ def run_demo(
         raise UserError(
             f"the demo needs torch and scikit-learn: pip install propulate-hpo[demo] ({error})"
         ) from None
+    # a second demo in this folder would remove the first one's checkpoint under it
+    with lock_folder(output, comm):
+        return _tune(output, config, comm)
+
+
+def _tune(output: Path, config: DemoConfig, comm: Comm) -> RunRecord:
+    """The demo in its checked and locked folder."""
     from propulate_hpo.digits import digits_data, search_digits
     from shared_hpc import set_torch_threads
 

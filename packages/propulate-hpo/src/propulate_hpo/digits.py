@@ -176,10 +176,12 @@ def digits_loss(
                 meter.start()
                 running = True
             _, test_accuracy = _evaluate(ddp.module, x_test, y_test)
-    finally:
-        if running:  # not when cancelled at a yield: the meter is stopped there
-            report = meter.stop()
-            joules, measured = joules + report.total_joules, measured and report.measured
+    except BaseException:  # also cancelled at a yield (GeneratorExit), with the meter stopped
+        if running:  # no collective: the worker's other ranks may never reach one
+            meter.abandon()
+        raise
+    report = meter.stop()
+    joules, measured = joules + report.total_joules, measured and report.measured
     return {
         "val_accuracy": val_accuracy,
         "test_accuracy": test_accuracy,

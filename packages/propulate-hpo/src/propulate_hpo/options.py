@@ -52,6 +52,8 @@ class SearchOptions:
         early_stopping: Margin of the early-stopping surrogate: a generator loss worse than the
             best loss seen at the same step by this fraction is cancelled.
         checkpoint: Checkpoint directory; a run resumes from what it holds.
+        force_resume: Resume a checkpoint made with another loss function (its candidates'
+            losses then mix with this run's).
         seed: Seed of the breeding (each worker draws from its own stream).
         log_every: Log each worker's best loss every this many evaluations (0: never).
     """
@@ -69,6 +71,7 @@ class SearchOptions:
     ranks_per_worker: int = 1
     early_stopping: float | None = None
     checkpoint: Path | None = None
+    force_resume: bool = False
     seed: int = 0
     log_every: int = 0
 

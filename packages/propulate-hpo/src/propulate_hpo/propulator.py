@@ -11,6 +11,7 @@ ranks of a worker of several ranks).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -23,6 +24,7 @@ import numpy as np
 from propulate_hpo import messages
 from propulate_hpo.assembly import assemble_result, receive_result
 from propulate_hpo.checkpoint import CheckpointState, Evaluation, WorkerLog, load_state
+from propulate_hpo.functions import Benchmark
 from propulate_hpo.islands import Islands
 from propulate_hpo.layout import check_topology, fully_connected, make_layout
 from propulate_hpo.options import SearchOptions, search_options
@@ -34,6 +36,8 @@ from propulate_hpo.space import SearchSpace
 from propulate_hpo.surrogate import BestAtStep, Surrogate
 from propulate_hpo.transport import NoTransport, Transport
 from shared_hpc.errors import UserError
+from shared_hpc.files import lock_folder
+from shared_hpc.hardware import require_memory
 from shared_hpc.mpi import Comm
 
 _GO, _STOP = 1.0, 0.0
@@ -41,6 +45,11 @@ _BREED_TRIES = 64  # breeds before falling back to random candidates to avoid a 
 _RANDOM_TRIES = 1000
 _IN_FLIGHT_ABOVE_S = 1e-3  # after an evaluation this long, the next one is logged and announced
 _AHEAD = 2  # evaluations a worker may run ahead of its peers' average before yielding its core
+# memory of a run, measured with sphere in 20000 and 100000 dimensions: ~400 B per parameter of
+# the search space, ~42 B per gene of every evaluation (population, messages, result, history)
+_BYTES_PER_PARAMETER = 512
+_BYTES_PER_GENE = 64
+_FIRST_ROWS = 256  # evaluations assumed for a run limited by its wall-clock budget alone
 
 LossFunction = Callable[..., Any]
 
@@ -65,6 +74,49 @@ def _wants_comm(loss_fn: LossFunction) -> bool:
     return sum(k in positional for k in kinds) >= 2 or inspect.Parameter.VAR_POSITIONAL in kinds
 
 
+def loss_name(loss_fn: LossFunction) -> dict[str, Any]:
+    """What identifies a Python loss function in a checkpoint: a benchmark's name, else the
+    function's ``module:qualified.name``, so that a resume with another function is noticed.
+
+    Args:
+        loss_fn: The loss function.
+    """
+    while isinstance(loss_fn, functools.partial):
+        loss_fn = loss_fn.func
+    owner = getattr(loss_fn, "__self__", None)
+    if isinstance(owner, Benchmark):
+        return {"name": owner.name}
+    module = getattr(loss_fn, "__module__", None) or type(loss_fn).__module__
+    qualname = getattr(loss_fn, "__qualname__", None) or type(loss_fn).__qualname__
+    return {"name": f"{module}:{qualname}"}
+
+
+def require_run_memory(dim: int, options: SearchOptions, n_workers: int) -> None:
+    """Refuse a search that cannot fit in this process's memory, before anything is allocated.
+
+    Each rank ends with the whole result, so the estimate counts the search space and the
+    genes of every evaluation the options allow (a guess for a budget in seconds alone).
+
+    Args:
+        dim: Parameters of the search space.
+        options: The search's settings.
+        n_workers: Workers of the run.
+
+    Raises:
+        UserError: The estimate exceeds the memory available here.
+    """
+    if options.max_evaluations is not None:
+        evaluations = options.max_evaluations
+    elif options.generations is not None:
+        evaluations = options.generations * n_workers
+    else:
+        evaluations = _FIRST_ROWS
+    require_memory(
+        dim * (_BYTES_PER_PARAMETER + _BYTES_PER_GENE * evaluations),
+        f"a search of {evaluations} evaluations in {dim} dimensions",
+    )
+
+
 class Propulator:
     """Asynchronous evolutionary optimisation of ``loss_fn`` over ``space`` on all ranks.
 
@@ -80,7 +132,9 @@ class Propulator:
     The loss function takes the parameter dict (and, if it accepts a second argument, the
     worker's communicator) and returns a float, a dict with ``"loss"`` and extra metrics, or is
     a generator yielding intermediate losses (for early stopping with ``surrogate``).
-    Exceptions and NaN/inf losses mark the candidate failed; the run goes on.
+    Exceptions and NaN/inf losses mark the candidate failed; the run goes on. ``SystemExit``
+    and ``KeyboardInterrupt`` end the run: they leave ``run`` without waiting for other ranks
+    (``shared_hpc.run_main`` or, in a script, the hook of ``get_comm`` then ends the MPI job).
 
     Args:
         loss_fn: The function to minimise.
@@ -93,6 +147,9 @@ class Propulator:
         topology: Migrants sent from island i to island j per event, a square matrix (default:
             ``options.migrants`` between every pair of islands).
         comm: The ranks of the run (default: ``shared_hpc.get_comm()``).
+        loss_fingerprint: What identifies the loss function in the checkpoint, compared on
+            resume (default: ``loss_name(loss_fn)``; the command line gives a loss file's
+            ``shared_hpc.file_fingerprint``).
         **settings: Fields of ``SearchOptions`` that replace those of ``options``;
             ``checkpoint_dir`` stands for ``checkpoint``, a list of sizes as ``islands`` for
             ``island_sizes``.
@@ -108,8 +165,8 @@ class Propulator:
         population: What this worker knows of its island (after ``run``, on worker roots).
 
     Raises:
-        UserError: A setting, search space, propagator or topology that cannot work, before
-            any rank starts work.
+        UserError: A setting, search space, propagator or topology that cannot work, or a run
+            too large for the memory left, before any rank starts work.
         TypeError: ``loss_fn`` is not callable, or an argument of the wrong kind.
     """
 
@@ -123,6 +180,7 @@ class Propulator:
         surrogate: Surrogate | None = None,
         topology: Any = None,
         comm: Comm | None = None,
+        loss_fingerprint: Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> None:
         if not callable(loss_fn):
@@ -139,6 +197,7 @@ class Propulator:
             surrogate = BestAtStep(options.early_stopping)
         self.surrogate = surrogate
         self.loss_fn = loss_fn
+        self.loss_fingerprint = dict(loss_fingerprint or loss_name(loss_fn))
         if comm is None:
             from shared_hpc.mpi import get_comm
 
@@ -148,7 +207,9 @@ class Propulator:
         if topology is None:
             topology = fully_connected(layout.n_islands, options.migrants)
         self.topology = check_topology(topology, layout.n_islands)
-        self.pop_size = options.pop_size or max(8, 2 * layout.sizes[layout.island])
+        require_run_memory(self.space.dim, options, layout.n_workers)
+        island_workers = layout.sizes[layout.island]
+        self.pop_size = max(8, 2 * island_workers) if options.pop_size is None else options.pop_size
         if isinstance(propagator, Sequence):
             if len(propagator) != layout.n_islands:
                 raise UserError(f"{len(propagator)} propagators for {layout.n_islands} islands")
@@ -221,11 +282,25 @@ class Propulator:
             Every evaluation of the run (and of the runs it resumed), on every rank.
 
         Raises:
-            CheckpointError: The checkpoint is of another search space or number of islands,
-                or corrupt.
+            CheckpointError: The checkpoint is of another search space, number of islands or
+                loss function (unless ``force_resume``), or corrupt.
+            UserError: Another run uses the checkpoint directory.
         """
+        if self.options.checkpoint is None:
+            return self._search()
+        # a second run appending to the same logs would lose results without a word
+        with lock_folder(self.options.checkpoint, self.layout.world):
+            return self._search()
+
+    def _search(self) -> Result:
         layout, options = self.layout, self.options
-        state = load_state(options.checkpoint, self.space, layout)
+        state = load_state(
+            options.checkpoint,
+            self.space,
+            layout,
+            self.loss_fingerprint,
+            force=options.force_resume,
+        )
         if layout.is_root:
             self._setup_root(state)
         t_begin = layout.world.bcast(time.time(), root=0)
@@ -246,27 +321,18 @@ class Propulator:
         )
         deadline = math.inf if options.budget_s is None else t_begin + options.budget_s
         started = time.perf_counter()
+        # A failure (a bug, a full disk, SystemExit or Ctrl-C in the loss) leaves at once:
+        # nothing on the way out waits for other ranks, so it reaches run_main (or the
+        # excepthook of get_comm), which ends the whole job instead of leaving it hanging.
         try:
             self._loop(deadline)
-        except Exception:
-            if layout.world.Get_size() > 1:
-                # its peers would wait for this worker until the job's time limit
-                self.log.exception(
-                    "worker %d failed; aborting all ranks (the checkpoint keeps every finished "
-                    "evaluation)",
-                    layout.worker,
-                )
-                if self.writer is not None:
-                    self.writer.close()
-                layout.world.Abort(1)
-            raise
-        finally:
             if layout.ranks_per_worker > 1:
                 self._announce(None)
-        self.transport.final_sync(replies_possible=layout.n_islands > 1)
+            self.transport.final_sync(replies_possible=layout.n_islands > 1)
+        finally:
+            if self.writer is not None:
+                self.writer.close()  # every finished evaluation is on disk
         wall = time.perf_counter() - started
-        if self.writer is not None:
-            self.writer.close()
         return assemble_result(
             layout,
             self.space,
@@ -452,7 +518,7 @@ class Propulator:
                 if isinstance(stop.value, Mapping):
                     ev.metrics.update(_split({"loss": 0.0, **stop.value})[1])
                 break
-            except BaseException:
+            except Exception:  # the candidate failed; SystemExit and Ctrl-C end the run
                 self._decide(_STOP)
                 raise
             ev.metrics.update(extra)
@@ -516,7 +582,7 @@ def propulate(
         space: The search space, or a mapping of parameter names to their specs.
         options: How the search runs (default: ``SearchOptions()``).
         **settings: Fields of ``SearchOptions`` and the keyword arguments of ``Propulator``
-            (``propagator``, ``surrogate``, ``topology``, ``comm``).
+            (``propagator``, ``surrogate``, ``topology``, ``comm``, ``loss_fingerprint``).
 
     Returns:
         Every evaluation of the run, on every rank.

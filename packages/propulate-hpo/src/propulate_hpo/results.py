@@ -17,6 +17,8 @@ import numpy as np
 
 from propulate_hpo.population import OK, STATUS_NAMES
 from propulate_hpo.space import SearchSpace
+from shared_hpc.errors import UserError
+from shared_hpc.files import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,6 +161,11 @@ class Result:
         found = np.bincount(self.table.status, minlength=3)
         return {name: int(found[code]) for code, name in STATUS_NAMES.items()}
 
+    def first_error(self) -> str | None:
+        """The error of the candidate that failed first (``None`` if none failed)."""
+        failed = self.history[self.history["status"] == "failed"]
+        return str(failed["error"].iloc[0]) if len(failed) else None
+
     def _order(self) -> np.ndarray:
         """Rows best first: finished before early-stopped, failed last."""
         t = self.table
@@ -176,7 +183,12 @@ class Result:
 
         Returns:
             Per candidate: loss, params, worker, generation, island and status.
+
+        Raises:
+            UserError: ``n`` is negative.
         """
+        if n < 0:
+            raise UserError(f"the number of best candidates must be >= 0, got {n}")
         t = self.table
         rows = [i for i in self._order()[:n] if not np.isnan(t.loss[i])]
         return [
@@ -308,8 +320,6 @@ class Result:
         Args:
             path: The CSV file.
         """
-        from shared_hpc import write_text_atomic
-
         path = Path(path)
         write_text_atomic(path, self.history.to_csv(index=False))
         return path
@@ -330,6 +340,11 @@ class Result:
             if len(params) > 200:
                 params = params[:197] + "..."
             lines.append(f"  #{i} loss {best['loss']:.6g} ({best['status']}): {params}")
+        if counts["failed"]:
+            lines.append(
+                f"  {counts['failed']} of {self.n_evaluations} candidates failed; the first: "
+                f"{self.first_error()} (every error is in the history's error column)"
+            )
         if self.n_islands > 1:
             for island, s in self.migration_stats().items():
                 lines.append(
@@ -374,6 +389,6 @@ class Result:
         if len(groups) > 1:
             by_evals.legend(fontsize=8)
         figure.suptitle(f"{self.n_evaluations} evaluations, {self.n_workers} worker(s)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=110)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=110)
         return path

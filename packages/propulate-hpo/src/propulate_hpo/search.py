@@ -10,14 +10,21 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from propulate_hpo.config import RunConfig
-from propulate_hpo.functions import benchmark
-from propulate_hpo.propulator import LossFunction, propulate
+from propulate_hpo.functions import BENCHMARKS, benchmark
+from propulate_hpo.propulator import LossFunction, propulate, require_run_memory
 from propulate_hpo.results import Result
 from propulate_hpo.space import SearchSpace
 from shared_hpc.errors import UserError
-from shared_hpc.mpi import Comm
+from shared_hpc.fingerprint import file_fingerprint
+from shared_hpc.mpi import Comm, get_comm
+
+
+def _syntax_error(error: SyntaxError) -> UserError:
+    """``loss.py:3: invalid syntax`` instead of a traceback through importlib."""
+    return UserError(f"{error.filename}:{error.lineno}: {error.msg}")
 
 
 def load_loss(spec: str) -> LossFunction:
@@ -30,8 +37,8 @@ def load_loss(spec: str) -> LossFunction:
         The function.
 
     Raises:
-        UserError: A malformed ``spec``, a module that cannot be imported, a missing file or
-            a name that is not a function.
+        UserError: A malformed ``spec``, a module that cannot be imported or has a syntax
+            error, a missing file or a name that is not a function.
     """
     target, _, name = spec.rpartition(":")
     if not target or not name:
@@ -43,12 +50,17 @@ def load_loss(spec: str) -> LossFunction:
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except SyntaxError as error:
+            raise _syntax_error(error) from None
     else:
         try:
             module = importlib.import_module(target)
         except ImportError as error:
             raise UserError(f"cannot import {target!r}: {error}") from None
+        except SyntaxError as error:
+            raise _syntax_error(error) from None
     function = getattr(module, name, None)
     if not callable(function):
         raise UserError(f"{target!r} has no function {name!r}")
@@ -74,6 +86,22 @@ def load_problem(config: RunConfig) -> tuple[LossFunction, SearchSpace]:
     return load_loss(config.loss), space
 
 
+def loss_fingerprint(config: RunConfig) -> dict[str, Any]:
+    """What identifies the loss function of ``config`` in a checkpoint: a benchmark's name, a
+    loss file's content and function name, a module's function by its name.
+
+    Args:
+        config: The run's settings (its loss already loaded, so a loss file exists).
+    """
+    if config.function is not None:
+        return {"name": config.function}
+    assert config.loss is not None  # RunConfig asks for a function or a loss
+    target, _, name = config.loss.rpartition(":")
+    if target.endswith(".py"):
+        return file_fingerprint(target, function=name)
+    return {"name": config.loss}
+
+
 def run_search(config: RunConfig, comm: Comm | None = None) -> Result:
     """Load the problem ``config`` names and search it (collective: call on every rank).
 
@@ -85,8 +113,13 @@ def run_search(config: RunConfig, comm: Comm | None = None) -> Result:
         Every evaluation of the run, on every rank.
 
     Raises:
-        UserError: A problem that cannot be loaded, or settings that cannot work on these
-            ranks, before any evaluation.
+        UserError: A problem that cannot be loaded, settings that cannot work on these ranks,
+            or a run too large for the memory left, before any evaluation.
     """
+    comm = get_comm() if comm is None else comm
+    if config.function is not None:  # before its search space is built
+        dim = BENCHMARKS[config.function].dim if config.dim is None else config.dim
+        require_run_memory(dim, config, comm.Get_size() // config.ranks_per_worker)
     loss_fn, space = load_problem(config)
-    return propulate(loss_fn, space, config, comm=comm)
+    fingerprint = loss_fingerprint(config)
+    return propulate(loss_fn, space, config, comm=comm, loss_fingerprint=fingerprint)
