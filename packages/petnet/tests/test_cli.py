@@ -152,6 +152,20 @@ def test_simulate_flags_win_over_the_toml_file(tmp_path):
         ["evaluate", "{data}", "--model", "{data}"],
         ["evaluate", "{measured}"],
         ["evaluate", "{data}", "--policies", "keepAll"],
+        # nonsense that used to run: an empty acquisition, a learning rate that makes the
+        # network silent or NaN, sizes no machine holds, a device the machine lacks
+        ["simulate", "--output", "{tmp}/x.h5", "--activity-mbq", "0"],
+        ["simulate", "--output", "{tmp}/x.h5", "--duration-ms", "1e-9"],
+        ["simulate", "--output", "{tmp}/x.h5", "--duration-ms", "1e9"],
+        ["train", "{data}", "--output", "{tmp}/run", "--train.lr", "1e30"],
+        ["train", "{data}", "--output", "{tmp}/run", "--train.grad-clip", "0"],
+        ["train", "{data}", "--output", "{tmp}/run", "--train.timing-weight", "-1"],
+        ["train", "{data}", "--output", "{tmp}/run", "--model.threshold", "0"],
+        ["train", "{data}", "--output", "{tmp}/run", "--encoding.bin-width-ns", "inf"],
+        ["train", "{data}", "--output", "{tmp}/run", "--model.hidden", "10000000,10000000"],
+        ["train", "{data}", "--output", "{tmp}/run", "--train.batch-size", "100000000"],
+        ["train", "{data}", "--output", "{tmp}/run", "--force-resume"],
+        ["evaluate", "{data}", "--device", "tpu"],
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(argv, tmp_path, capsys, train_singles):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -22,18 +23,22 @@ from petnet.singles import Singles, check_singles_path
 from petnet.sorting import sort_coincidences
 from shared_hpc import (
     Recorder,
+    UserError,
     add_config_flags,
     check_output_file,
     config_from_args,
     get_comm,
-    prepare_output_dir,
+    lock_folder,
     rank0_print,
+    resolve_device,
     run_main,
     write_json_atomic,
     write_text_atomic,
 )
 
 PACKAGE = "petnet"
+RECORD = "results.json"
+COMPARISON_FILES = ("comparison.md", "comparison.json", "comparison.png")
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -53,6 +58,8 @@ def _sort(args: argparse.Namespace) -> None:
     config = config_from_args(args)
     if args.output:
         check_output_file(args.output)
+    if config.method == "petnet":
+        resolve_device(args.device)
     singles = Singles.load(args.data, sort=args.sort)
     tic = time.perf_counter()
     pairs = sort_coincidences(singles, config, args.model, args.device)
@@ -67,24 +74,43 @@ def _sort(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from petnet.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train  # torch and norse
+    from petnet.train import (  # torch and norse
+        BEST_CHECKPOINT,
+        LAST_CHECKPOINT,
+        data_fingerprints,
+        train,
+    )
 
     config = config_from_args(args)
-    output = prepare_output_dir(args.output)
-    parts = [Singles.load(path) for path in args.data]
-    singles = parts[0] if len(parts) == 1 else Singles.concatenate(parts)
-    validation = Singles.load(args.validation) if args.validation else None
+    if args.force_resume and args.resume is None:
+        raise UserError("--force-resume needs --resume")
     comm = get_comm()
     log = partial(rank0_print, comm=comm)
-    with Recorder(PACKAGE, __version__, comm) as run:
-        result = train(singles, config, output, validation, args.resume, comm=comm, log=log)
-    run.write(
-        output / "results.json",
-        config={"petnet": config, "data": args.data, "validation": args.validation},
-        metrics=result.metrics(),
-        headline=result.headline(),
-        artifacts=[BEST_CHECKPOINT, LAST_CHECKPOINT],
-    )
+    with lock_folder(args.output, comm) as output:
+        record = check_output_file(output / RECORD)
+        parts = [Singles.load(path) for path in args.data]
+        singles = parts[0] if len(parts) == 1 else Singles.concatenate(parts)
+        validation = Singles.load(args.validation) if args.validation else None
+        fingerprints = data_fingerprints(args.data, args.validation)
+        with Recorder(PACKAGE, __version__, comm) as run:
+            result = train(
+                singles,
+                config,
+                output,
+                validation,
+                args.resume,
+                comm=comm,
+                log=log,
+                fingerprints=fingerprints,
+                force_resume=args.force_resume,
+            )
+        run.write(
+            record,
+            config={"petnet": config, "data": args.data, "validation": args.validation},
+            metrics=result.metrics(),
+            headline=result.headline(),
+            artifacts=[BEST_CHECKPOINT, LAST_CHECKPOINT],
+        )
     log(f"best validation F1 {result.best_f1:.4f} (epoch {result.best_epoch})")
 
 
@@ -93,27 +119,32 @@ def _evaluate(args: argparse.Namespace) -> None:
     from petnet.plots import comparison
 
     config = config_from_args(args)
-    output = prepare_output_dir(args.output) if args.output else None
-    singles = Singles.load(args.data)
-    sorters = load_sorters(args.model, args.device)
+    device = resolve_device(args.device)
     comm = get_comm()
-    with Recorder(PACKAGE, __version__, comm) as run:
-        result = compare(singles, sorters, config)
-    table = result.markdown()
-    rank0_print(table, comm=comm)
-    if output is None:
-        return
-    if run.is_writer:
-        write_text_atomic(output / "comparison.md", table)
-        write_json_atomic(output / "comparison.json", [r.as_dict() for r in result.methods])
-        comparison(result.methods, None, output / "comparison.png")
-    run.write(
-        output / "results.json",
-        config={"compare": config, "data": args.data, "models": args.model},
-        metrics=result.metrics(),
-        headline=result.headline(),
-        artifacts=["comparison.md", "comparison.json", "comparison.png"],
-    )
+    with lock_folder(args.output, comm) if args.output else nullcontext() as output:
+        if output is not None:
+            for name in (*COMPARISON_FILES, RECORD):
+                check_output_file(output / name)
+        singles = Singles.load(args.data)
+        sorters = load_sorters(args.model, device)
+        with Recorder(PACKAGE, __version__, comm) as run:
+            result = compare(singles, sorters, config)
+        table = result.markdown()
+        rank0_print(table, comm=comm)
+        if output is None:
+            return
+        markdown, rows, plot = (output / name for name in COMPARISON_FILES)
+        if run.is_writer:
+            write_text_atomic(markdown, table)
+            write_json_atomic(rows, [r.as_dict() for r in result.methods])
+            comparison(result.methods, None, plot)
+        run.write(
+            output / RECORD,
+            config={"compare": config, "data": args.data, "models": args.model},
+            metrics=result.metrics(),
+            headline=result.headline(),
+            artifacts=list(COMPARISON_FILES),
+        )
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -156,6 +187,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--output", required=True, type=Path, help="folder for checkpoints")
     tr.add_argument("--validation", type=Path, help="default: the last part of the data")
     tr.add_argument("--resume", type=Path, help="continue from a last.pt checkpoint")
+    tr.add_argument(
+        "--force-resume",
+        action="store_true",
+        help="resume even though the checkpoint was trained on other data files",
+    )
     add_config_flags(tr, PETNetConfig)
     tr.set_defaults(run=_train)
 

@@ -81,6 +81,11 @@ __all__ = [
 
 Architecture = Literal["dense", "ring"]
 Surrogate = Literal["super", "tanh", "triangle", "circ", "heavi_erfc"]
+MAX_LR = 1.0  # the largest peak learning rate accepted (the default is 0.002)
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ class ModelConfig:
                 raise UserError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         if self.surrogate not in Surrogate.__args__:  # type: ignore[attr-defined]
             raise UserError(f"unknown surrogate {self.surrogate!r}")
+        for name in ("threshold", "surrogate_alpha", "init_gain"):
+            if not _positive(getattr(self, name)):
+                raise UserError(f"{name} must be finite and > 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.current_noise) and self.current_noise >= 0):
+            raise UserError(f"current_noise must be finite and >= 0, got {self.current_noise}")
 
 
 # input channels per crystal and bin: the hit itself, its energy / 511 keV, and where in the
@@ -160,8 +170,8 @@ class EncodingConfig:
     channels: tuple[str, ...] = DEFAULT_CHANNELS
 
     def __post_init__(self) -> None:
-        if not self.bin_width_ns > 0:
-            raise UserError(f"bin_width_ns must be > 0, got {self.bin_width_ns}")
+        if not _positive(self.bin_width_ns):
+            raise UserError(f"bin_width_ns must be finite and > 0, got {self.bin_width_ns}")
         if self.max_gap_bins < 1 or self.tolerance_bins < 0:
             raise UserError("max_gap_bins must be >= 1 and tolerance_bins >= 0")
         if self.channels[:1] != ("spike",) or not set(self.channels) <= set(CHANNELS):
@@ -183,7 +193,7 @@ class TrainConfig:
         epochs: Passes over the training data.
         batch_size: Samples per step and rank (patches for ring, windows for dense).
         window_bins: Time bins per training window (dense architecture).
-        lr: Peak learning rate of the one-cycle schedule.
+        lr: Peak learning rate of the one-cycle schedule, at most 1.
         timing_weight: Weight of the spike-timing term of the loss.
         count_window_bins: Bins per window of the spike-count term; none: the whole sample,
             as in the paper.
@@ -210,12 +220,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.window_bins < 8:
             raise UserError("epochs and batch_size must be >= 1, window_bins >= 8")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UserError(f"lr must be > 0, got {self.lr}")
+        if not (_positive(self.lr) and self.lr <= MAX_LR):
+            # Adam moves every weight by about lr per step; the neurons fire at 1.0
+            raise UserError(f"lr must be in (0, {MAX_LR}], got {self.lr}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise UserError("validation_fraction must be in (0, 1)")
-        if not self.miss_weight > 0:
-            raise UserError(f"miss_weight must be > 0, got {self.miss_weight}")
+        for name in ("miss_weight", "grad_clip"):
+            if not _positive(getattr(self, name)):
+                raise UserError(f"{name} must be finite and > 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.timing_weight) and self.timing_weight >= 0):
+            raise UserError(f"timing_weight must be finite and >= 0, got {self.timing_weight}")
         if self.count_window_bins is not None and self.count_window_bins < 1:
             raise UserError("count_window_bins must be >= 1 or None")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:

@@ -22,12 +22,15 @@ from shared_hpc import (
     Headline,
     Recorder,
     RunRecord,
+    check_output_file,
     get_comm,
-    prepare_output_dir,
+    lock_folder,
     rank0_print,
     set_torch_threads,
     write_text_atomic,
 )
+
+FILES = ("results.json", "comparison.md", "spectrum.png", "comparison.png")
 
 
 def demo_simulation(seed: int, duration_s: float, activity_bq: float = 5e7) -> SimulationConfig:
@@ -59,15 +62,20 @@ def run_demo(
 
     Returns:
         The run record, on every rank.
+
+    Raises:
+        UserError: The folder cannot be written, or another run uses it.
     """
-    output = prepare_output_dir(output)
     comm = get_comm() if comm is None else comm
-    threads = torch.get_num_threads()
-    set_torch_threads(comm, 1)  # the demo's tensors are small: more threads only add overhead
-    try:
-        return _run(output, comm, quick)
-    finally:
-        torch.set_num_threads(threads)
+    with lock_folder(output, comm) as folder:
+        for name in FILES:
+            check_output_file(folder / name)
+        threads = torch.get_num_threads()
+        set_torch_threads(comm, 1)  # the demo's tensors are small: more threads add overhead
+        try:
+            return _run(folder, comm, quick)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _run(output: Path, comm: Comm, quick: bool) -> RunRecord:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from petnet.classical import (
     WINDOW_NS,
@@ -25,7 +26,7 @@ from petnet.classical import (
 )
 from petnet.config import CompareConfig
 from petnet.inference import PETNetSorter
-from petnet.metrics import PAPER_F1, Scores, score
+from petnet.metrics import PAPER_F1, Scores, score, true_pairs
 from petnet.singles import Singles
 from shared_hpc import Headline, UserError
 
@@ -186,7 +187,7 @@ class Comparison:
 
 
 def load_sorters(
-    paths: Sequence[str | os.PathLike[str]], device: str = "cpu"
+    paths: Sequence[str | os.PathLike[str]], device: str | torch.device = "cpu"
 ) -> dict[str, PETNetSorter]:
     """PETNet sorters from checkpoints, named by architecture and file for the table.
 
@@ -217,11 +218,15 @@ def compare(
         config: Window, energy window, policies and timing runs (default: ``CompareConfig()``).
 
     Raises:
-        UserError: The singles carry no ground truth, or a network was trained for another
-            scanner.
+        UserError: The singles carry no ground truth or no true coincidence, or a network was
+            trained for another scanner.
     """
     if not singles.has_truth:
         raise UserError("evaluation needs singles with ground truth")
+    if len(true_pairs(singles)) == 0:
+        raise UserError(
+            f"the {len(singles)} singles hold no true coincidence, so no method can be scored"
+        )
     config = config or CompareConfig()
     window_ns, energy_window, repeats = config.window_ns, config.energy_window_kev, config.repeats
     results = [

@@ -14,7 +14,7 @@ from petnet.patches import hit_patches
 from petnet.scanner import Scanner
 from petnet.singles import Singles
 from petnet.spikes import Decoded, SpikeStream, decode, densify, encode
-from shared_hpc import UserError, load_config
+from shared_hpc import UserError, load_config, resolve_device
 
 DENSE_WINDOW_BINS = 256
 
@@ -40,6 +40,9 @@ class PETNetSorter:
         device: Where it runs (``cpu``, ``cuda``).
         batch_size: Patches (ring) or windows (dense) per forward pass; ``None``: 65536 for
             ring, 64 for dense.
+
+    Raises:
+        UserError: A device that is unknown or that this machine lacks.
     """
 
     def __init__(
@@ -50,7 +53,7 @@ class PETNetSorter:
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
     ) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(str(device))
         self.model = model.to(self.device).eval()
         self.scanner = scanner
         self.encoding = encoding
@@ -74,6 +77,7 @@ class PETNetSorter:
 
         Raises:
             CheckpointError: Not a readable PETNet checkpoint, or weights that do not fit.
+            UserError: A device that is unknown or that this machine lacks.
         """
         payload = load_checkpoint(path)
         scanner = _rebuild(Scanner, payload["scanner"])

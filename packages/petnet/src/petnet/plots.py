@@ -1,4 +1,5 @@
-"""Figures for the demo and the evaluate command (matplotlib, no display needed)."""
+"""Figures for the demo and the evaluate command (matplotlib, no display needed), written
+atomically like every file of petnet."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from matplotlib.figure import Figure
 
 from petnet.evaluate import MethodResult
 from petnet.singles import Singles
+from shared_hpc import atomic_path
 
 
 def energy_spectrum(singles: Singles, path: Path) -> Path:
@@ -31,8 +33,7 @@ def energy_spectrum(singles: Singles, path: Path) -> Path:
         axes.hist(singles.energy_kev, bins, histtype="step")
     axes.axvline(511, color="grey", linestyle=":")
     axes.set(xlabel="energy (keV)", ylabel="singles", title="Simulated energy spectrum")
-    figure.savefig(path, dpi=120)
-    return path
+    return _save(figure, path)
 
 
 def comparison(results: list[MethodResult], history: list[dict] | None, path: Path) -> Path:
@@ -57,5 +58,10 @@ def comparison(results: list[MethodResult], history: list[dict] | None, path: Pa
     if history:
         axes[2].plot([h["epoch"] for h in history], [h["val_f1"] for h in history], "o-")
         axes[2].set(xlabel="epoch", ylabel="validation F1", title="PETNet training")
-    figure.savefig(path, dpi=120)
+    return _save(figure, path)
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)  # the temporary name has no .png suffix
     return path

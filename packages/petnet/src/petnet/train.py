@@ -4,16 +4,19 @@ Every rank draws the same shuffled order of samples each epoch and takes every `
 batch of it, so ranks see disjoint data and take the same number of steps. After each epoch
 the validation singles are scored (each rank predicts its share, the flags are summed), rank 0
 writes ``last.pt`` (for resume) and, when validation F1 improved, ``best.pt``, both atomically.
-The training's energy is measured with its own ``EnergyMeter``, so a caller that also
-simulates or evaluates can report it apart; inside a ``Recorder`` that meter shares the
-recorder's sensors.
+A checkpoint remembers the data files it was trained on, so that a resume on other data is
+refused. A step whose gradients are not finite stops every rank at once (DDP averaged them),
+with one line instead of a model that silently learned nothing. The training's energy is
+measured with its own ``EnergyMeter``, so a caller that also simulates or evaluates can report
+it apart; inside a ``Recorder`` that meter shares the recorder's sensors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,8 @@ from petnet.config import EncodingConfig, ModelConfig, PETNetConfig
 from petnet.inference import PETNetSorter, build_model
 from petnet.loss import count_timing_loss
 from petnet.metrics import PAPER_F1, Scores, score
-from petnet.patches import hit_patches
+from petnet.patches import hit_patches, patch_length
+from petnet.scanner import Scanner
 from petnet.singles import Singles
 from petnet.spikes import SpikeStream, densify, encode, window_starts
 from shared_hpc import (
@@ -39,13 +43,24 @@ from shared_hpc import (
     EnergyReport,
     Headline,
     UserError,
+    check_output_file,
+    check_resume,
+    file_fingerprint,
     get_comm,
     load_config,
+    prepare_output_dir,
+    require_memory,
     torch_distributed,
 )
 
 BEST_CHECKPOINT = "best.pt"  # the epoch with the best validation F1
 LAST_CHECKPOINT = "last.pt"  # the latest epoch, with the optimiser's state for resume
+SPLIT_VALIDATION = {"name": "the last part of the training data"}
+# measured peak memory of a training step: about 50 bytes per neuron and time bin of a batch
+# (inputs, currents, membranes, spikes and their gradients), and per parameter its weight,
+# gradient, Adam's two moments and DDP's gradient bucket
+BYTES_PER_NEURON_BIN = 50
+BYTES_PER_PARAMETER = 20
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,31 @@ class TrainResult:
     def headline(self) -> Headline:
         """The best validation F1 beside the paper's."""
         return Headline("validation coincidence F1", round(self.best_f1, 4), paper=PAPER_F1)
+
+
+def data_fingerprints(
+    data: Sequence[str | os.PathLike[str]], validation: str | os.PathLike[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What identifies a run's data files (``data``, ``validation data``), for ``train``.
+
+    Several data files get one fingerprint over their contents in their order; the paths only
+    name the files, so a copy elsewhere is the same data.
+
+    Args:
+        data: The training files, in the order they are concatenated.
+        validation: The validation file; ``None``: split from the training data.
+    """
+    prints = [file_fingerprint(path) for path in data]
+    joined = prints[0]
+    if len(prints) > 1:
+        joined = {
+            "path": " + ".join(p["path"] for p in prints),
+            "size": sum(p["size"] for p in prints),
+            "sha256": hashlib.sha256("".join(p["sha256"] for p in prints).encode()).hexdigest(),
+            "sampled": any(p["sampled"] for p in prints),
+        }
+    checked = SPLIT_VALIDATION if validation is None else file_fingerprint(validation)
+    return {"data": joined, "validation data": checked}
 
 
 def split_by_time(singles: Singles, validation_fraction: float) -> tuple[Singles, Singles]:
@@ -138,37 +178,50 @@ def train(
     resume: str | os.PathLike[str] | None = None,
     comm: Comm | None = None,
     log: Callable[[str], None] | None = None,
+    fingerprints: Mapping[str, Mapping[str, Any]] | None = None,
+    force_resume: bool = False,
 ) -> TrainResult:
     """Train PETNet; collective over ``comm`` (data parallel with more than one rank).
 
     Args:
         singles: Training singles with ground truth.
         config: Model, encoding and optimisation.
-        output_dir: Folder for ``best.pt`` and ``last.pt`` (written by rank 0).
+        output_dir: Folder for ``best.pt`` and ``last.pt`` (written by rank 0), checked before
+            any work.
         validation: Validation singles with ground truth; ``None``: the last
             ``validation_fraction`` of ``singles`` (in time).
         resume: A ``last.pt`` to continue from (same data, batch size, epochs and ranks).
         comm: Communicator of the ranks that train (default: ``get_comm()``).
         log: Called with one line per epoch.
+        fingerprints: What identifies the data (``data_fingerprints``), stored in the
+            checkpoints; resuming a checkpoint that stores other ones is refused.
+        force_resume: Resume even when the fingerprints differ.
 
     Returns:
         The result, built when the training has finished.
 
     Raises:
         UserError: Singles without ground truth, from different scanners, or too few for one
-            step.
+            step; an output folder or checkpoint that cannot be written; a network or batch
+            that does not fit in memory; a resume on other data; a training that diverged.
         CheckpointError: A ``resume`` checkpoint that is unreadable or does not fit this run.
     """
     if not singles.has_truth or (validation is not None and not validation.has_truth):
         raise UserError("training needs singles with ground truth (decay_id, scattered)")
     comm = get_comm() if comm is None else comm
-    output_dir = Path(output_dir)
+    output_dir = prepare_output_dir(output_dir)
+    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+        check_output_file(output_dir / name)
     payload = None
     if resume is not None:
         payload = load_checkpoint(resume)
         config = _resumed_config(payload, config, comm.Get_size(), resume)
         if payload["scanner"] != singles.scanner.to_dict():
             raise CheckpointError(f"{resume} was trained on another scanner than these singles")
+        stored = payload.get("fingerprints") or {}  # none in checkpoints of petnet 0.1
+        for what, current in (fingerprints or {}).items():
+            check_resume(what, stored.get(what), current, force=force_resume)
+    require_memory(*_host_memory(config, singles.scanner, torch.cuda.is_available()))
     if validation is None:
         singles, validation = split_by_time(singles, config.train.validation_fraction)
     if validation.scanner != singles.scanner:
@@ -176,7 +229,7 @@ def train(
     log = log or (lambda message: None)
     with EnergyMeter(comm) as meter, torch_distributed(comm) as info:
         best_f1, best_epoch, history = _fit(
-            singles, validation, config, output_dir, payload, info, log
+            singles, validation, config, output_dir, payload, fingerprints or {}, info, log
         )
     return TrainResult(
         best_f1=best_f1,
@@ -187,6 +240,26 @@ def train(
         world_size=info.world_size,
         energy=meter.report,
     )
+
+
+def _host_memory(config: PETNetConfig, scanner: Scanner, cuda: bool) -> tuple[float, str]:
+    """Estimated peak bytes of host memory of a training step, and what needs them: the
+    network is built and checkpointed on the host, its batches run there without CUDA."""
+    with torch.device("meta"):  # the network's shape without its memory
+        net = build_model(scanner, config.encoding, config.model)
+    parameters = sum(p.numel() for p in net.parameters())
+    neurons = net.synapses[0].in_features + sum(s.out_features for s in net.synapses)
+    dense = config.model.architecture == "dense"
+    bins = config.train.window_bins if dense else patch_length(config.encoding)
+    batch = config.train.batch_size
+    need = parameters * BYTES_PER_PARAMETER
+    if not cuda:
+        need += batch * bins * neurons * BYTES_PER_NEURON_BIN
+    what = (
+        f"training a {config.model.architecture} network of {parameters:,} parameters on "
+        f"batches of {batch} × {bins} time bins"
+    )
+    return need, what
 
 
 def _resumed_config(
@@ -218,6 +291,7 @@ def _fit(
     config: PETNetConfig,
     output_dir: Path,
     payload: dict[str, Any] | None,
+    fingerprints: Mapping[str, Mapping[str, Any]],
     info: DistInfo,
     log: Callable[[str], None],
 ) -> tuple[float, int, list[dict[str, float]]]:
@@ -266,6 +340,7 @@ def _fit(
         "train": asdict(cfg),
         "world_size": world,
         "steps_per_epoch": steps,
+        "fingerprints": {what: dict(value) for what, value in fingerprints.items()},
     }
     best_path, last_path = output_dir / BEST_CHECKPOINT, output_dir / LAST_CHECKPOINT
     for epoch in range(start_epoch, cfg.epochs):
@@ -285,11 +360,16 @@ def _fit(
                 count_window_bins=cfg.count_window_bins,
                 miss_weight=cfg.miss_weight,
             )
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            # the norm is the same on every rank (DDP averaged the gradients), so a NaN on one
+            # rank stops all of them at this step, before the weights take it
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                raise UserError(
+                    f"training diverged at epoch {epoch}, step {step} (loss {loss.item():.4g}, "
+                    f"gradient norm {norm.item():.4g}); lower the learning rate (--train.lr)"
+                )
             optimizer.step()
             schedule.step()
             total += torch.stack([loss.detach(), torch.ones((), device=device)])

@@ -67,10 +67,7 @@ class AcquisitionConfig:
                     "the [simulation] table has its own sources and water; "
                     f"{', '.join(given)} cannot change them (edit the table instead)"
                 )
-        activity = self.activity_mbq
-        if activity is not None and not (math.isfinite(activity) and activity >= 0):
-            raise UserError(f"activity_mbq must be finite and >= 0, got {activity}")
-        for name in ("duration_ms", "phantom_radius_mm", "phantom_length_mm"):
+        for name in ("activity_mbq", "duration_ms", "phantom_radius_mm", "phantom_length_mm"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise UserError(f"{name} must be finite and > 0, got {value}")

@@ -28,9 +28,14 @@ from petnet.sim.physics import (
 )
 from petnet.sim.sources import Source, WaterCylinder
 from petnet.singles import Singles
-from shared_hpc import UserError, config_to_dict
+from shared_hpc import UserError, config_to_dict, require_memory
 
 ANNIHILATION_KEV = 511.0
+# Peak memory, measured at about 80 bytes per decay of the acquisition (decay times, positions,
+# singles) plus 540 per decay of the chunk in flight (photons, scatter, hits); with a margin.
+BYTES_PER_DECAY = 160
+BYTES_PER_CHUNK_DECAY = 640
+BYTES_PER_CRYSTAL = 64  # positions and time offsets
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ class SimulationConfig:
             raise UserError("acollinearity_fwhm_deg and positron_range_mm must be >= 0")
         if self.max_scatter_orders < 0 or self.chunk_decays < 1:
             raise UserError("max_scatter_orders must be >= 0 and chunk_decays >= 1")
+        if self.expected_decays() < 1:
+            raise UserError(
+                f"the acquisition expects {self.expected_decays():.3g} decays (activity × "
+                "duration); raise the activity or the duration"
+            )
         for source in self.sources:
             if source.max_extent_mm() >= self.scanner.radius_mm:
                 raise UserError(
@@ -84,6 +94,15 @@ class SimulationConfig:
         """Mean number of decays in the acquisition."""
         return self.total_activity_bq * self.duration_s
 
+    def memory_bytes(self) -> float:
+        """Estimated peak memory of the simulation in bytes."""
+        decays = self.expected_decays()
+        return (
+            decays * BYTES_PER_DECAY
+            + min(decays, self.chunk_decays) * BYTES_PER_CHUNK_DECAY
+            + self.scanner.n_crystals * BYTES_PER_CRYSTAL
+        )
+
 
 def simulate(config: SimulationConfig) -> Singles:
     """Run the acquisition.
@@ -94,7 +113,11 @@ def simulate(config: SimulationConfig) -> Singles:
     Returns:
         The time-sorted singles with their ground truth; ``meta`` holds the settings, the
         number of decays and the dead-time losses.
+
+    Raises:
+        UserError: The acquisition would not fit in this machine's memory.
     """
+    require_memory(config.memory_bytes(), f"simulating {config.expected_decays():.3g} decays")
     rng = np.random.default_rng(config.seed)
     scanner = config.scanner
     offsets = scanner.time_offsets()

@@ -40,8 +40,8 @@ class Source:
     def __post_init__(self) -> None:
         if self.kind not in ("point", "line", "cylinder"):
             raise UserError(f"Source.kind must be point, line or cylinder, got {self.kind!r}")
-        if not np.isfinite(self.activity_bq) or self.activity_bq < 0:
-            raise UserError(f"Source.activity_bq must be finite and >= 0, got {self.activity_bq}")
+        if not (np.isfinite(self.activity_bq) and self.activity_bq > 0):
+            raise UserError(f"Source.activity_bq must be finite and > 0, got {self.activity_bq}")
         if self.kind == "cylinder" and not (self.radius_mm > 0 and self.length_mm > 0):
             raise UserError("a cylinder source needs radius_mm > 0 and length_mm > 0")
         if len(self.position_mm) != 3 or len(self.end_mm) != 3:
