@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared_hpc import Comm, Headline, get_comm, torch_distributed
+from shared_hpc import Comm, Headline, get_comm, require_memory, torch_distributed
 from weathermixer.collectives import count_bytes
 from weathermixer.config import BenchmarkConfig
 from weathermixer.engine import Engine, autocast
 from weathermixer.grid import GridSpec, ProcessGrid, check_grid
-from weathermixer.model import ModelConfig, flops_per_sample, parameter_count
+from weathermixer.model import ModelConfig, flops_per_sample, parameter_count, training_bytes
+from weathermixer.together import raise_together
 
 PRESETS = {
     # The default model on the demo's data shape (12 + 4 channels, 32 × 64).
@@ -198,13 +199,18 @@ def run_benchmark(bench: BenchmarkConfig, comm: Comm | None = None) -> Benchmark
         Every rank's measurements, on every rank.
 
     Raises:
-        UserError: The process grid does not fit the ranks or the model.
+        UserError: The process grid does not fit the ranks or the model, or the model does not
+            fit in this node's memory (checked on the CPU).
     """
     comm = get_comm() if comm is None else comm
     cfg = bench.model
     spec = GridSpec.parse(bench.grid)
     batch_size, precision, compile_model = bench.batch_size, bench.precision, bench.compile
     check_grid(spec, comm.Get_size(), cfg)
+    if not torch.cuda.is_available():
+        need = training_bytes(cfg, batch_size, spec.size)
+        what = f"training {parameter_count(cfg):,} parameters on batches of {batch_size}"
+        raise_together(comm, lambda: require_memory(need, what))
     with torch_distributed(comm) as info:
         device = info.device
         pgrid = ProcessGrid.create(spec, cfg)

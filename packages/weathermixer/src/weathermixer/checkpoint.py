@@ -6,9 +6,11 @@ Layout of ``<run>/checkpoints/``::
     step-000200/meta.json        # step, grid, model and run config — written last
     latest                       # name of the newest complete checkpoint
 
-Only replica 0 writes (replicas hold identical copies). Files go to ``step-N.partial/`` first;
-after every rank has written, rank 0 adds ``meta.json``, renames the folder and then updates
-``latest`` atomically, so a crash at any moment leaves the previous checkpoint intact.
+Only replica 0 writes (replicas hold identical copies). Files go to a folder of a random name
+first (``.step-N.<random>.tmp/``, created afresh, so nothing planted at a predictable name is
+written through); after every rank has written, rank 0 adds ``meta.json``, renames the folder
+and then updates ``latest`` atomically, so a crash at any moment leaves the previous checkpoint
+intact. ``latest`` is followed only to a checkpoint inside the same folder.
 
 On resume with the same grid a rank reads only its own file. With another grid every rank
 reassembles the full tensors from the old shards (``Layout.assemble``) and cuts its new
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,24 @@ def _barrier() -> None:
         dist.barrier()
 
 
+def _staging_folder(root: Path, step: int, rank0: bool) -> Path:
+    """A new folder of a random name for checkpoint ``step``, made by rank 0 and named to all
+    ranks (collective); checkpoints left half-written by a crash are removed first."""
+    name = None
+    if rank0:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".step-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = root / f".step-{step:06d}.{secrets.token_hex(8)}.tmp"
+        staging.mkdir()  # fails rather than follow anything already there
+        name = staging.name
+    if dist.is_initialized():
+        shared = [name]
+        dist.broadcast_object_list(shared, src=0)
+        name = shared[0]
+    return root / name
+
+
 def save(
     directory: str | os.PathLike[str],
     step: int,
@@ -76,13 +97,9 @@ def save(
     """
     root = Path(directory)
     final = root / f"step-{step:06d}"
-    partial = root / f"step-{step:06d}.partial"
     grid = engine.grid
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
-    if rank0:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-    _barrier()
+    partial = _staging_folder(root, step, rank0)
     if grid.r == 0:
         payload: dict[str, Any] = {"params": {}, **{m: {} for m in MOMENTS}, "adam_step": 0.0}
         for name, param in engine.named_shards():
@@ -106,7 +123,7 @@ def save(
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
     write_text_atomic(root / "latest", final.name + "\n")
-    done = sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".partial"))
+    done = sorted(p for p in root.glob("step-*") if p.is_dir())
     for old in done[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     _barrier()
@@ -120,13 +137,20 @@ def latest(directory: str | os.PathLike[str]) -> Path | None:
         directory: A run's ``checkpoints`` folder.
 
     Raises:
-        CheckpointError: ``latest`` names a checkpoint that is incomplete or missing.
+        CheckpointError: ``latest`` names a checkpoint that is incomplete or missing, or one
+            outside ``directory`` (an absolute or ``../`` path, a link that leads away).
     """
     root = Path(directory)
     pointer = root / "latest"
     if not pointer.exists():
         return None
-    path = root / pointer.read_text().strip()
+    name = pointer.read_text().strip()
+    path = root / name
+    if path.resolve().parent != root.resolve():
+        raise CheckpointError(
+            f"{pointer} names {name!r}, which is not a checkpoint inside {root}; "
+            "write the name of one of its step-* folders there"
+        )
     if not (path / "meta.json").exists():
         raise CheckpointError(f"{pointer} names {path.name}, which is incomplete or missing")
     return path

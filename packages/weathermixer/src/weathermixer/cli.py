@@ -18,6 +18,7 @@ from shared_hpc import (
     check_output_file,
     config_from_args,
     get_comm,
+    lock_folder,
     prepare_output_dir,
     rank0_print,
     run_main,
@@ -46,6 +47,7 @@ def _train(args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
     comm = get_comm()
     out = prepare_output_dir(cfg.output)
+    check_output_file(out / "results.json")  # train checks its other files
     set_torch_threads(comm, args.threads)
     with Recorder(PACKAGE, __version__, comm) as run:
         result = train(cfg, comm, progress=print)
@@ -60,23 +62,25 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from weathermixer.report import write_skill  # matplotlib
+    from weathermixer.report import skill_files, write_skill  # matplotlib
 
     cfg = config_from_args(args)
     comm = get_comm()
     trained = TrainedRun.open(args.run_dir)
-    out = prepare_output_dir(args.output or args.run_dir / "evaluation")
-    set_torch_threads(comm, args.threads)
-    with Recorder(PACKAGE, __version__, comm) as run:
-        skill = evaluate(trained, cfg, comm)
-    artifacts = write_skill(skill, out) if run.is_writer else []
-    run.write(
-        out / "results.json",
-        config={"run": trained.folder.resolve(), "evaluation": cfg},
-        metrics=skill.metrics(),
-        headline=skill.headline(),
-        artifacts=artifacts,
-    )
+    with lock_folder(args.output or args.run_dir / "evaluation", comm) as out:
+        for name in ("results.json", *skill_files(trained.config.data.variables.state_channels)):
+            check_output_file(out / name)
+        set_torch_threads(comm, args.threads)
+        with Recorder(PACKAGE, __version__, comm) as run:
+            skill = evaluate(trained, cfg, comm)
+        artifacts = write_skill(skill, out) if run.is_writer else []
+        run.write(
+            out / "results.json",
+            config={"run": trained.folder.resolve(), "evaluation": cfg},
+            metrics=skill.metrics(),
+            headline=skill.headline(),
+            artifacts=artifacts,
+        )
     rank0_print(f"{skill.summary()}\nwrote {out / 'results.json'}", comm=comm)
 
 

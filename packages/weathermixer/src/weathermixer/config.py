@@ -229,9 +229,15 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "val_every"):
+        at_least_one = ("steps", "batch_size", "log_every", "checkpoint_every", "val_every")
+        for name in (*at_least_one, "val_batches"):
             if getattr(self, name) < 1:
                 raise UserError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "weight_decay", "grad_clip", "keep_checkpoints"):
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise UserError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.finetune_lr > 0:
+            raise UserError(f"train.finetune_lr must be positive, got {self.finetune_lr}")
         if self.finetune_steps < 0 or self.max_rollout < 1:
             raise UserError("train.finetune_steps must be >= 0 and max_rollout >= 1")
         if self.rollout_grad_steps < 0:
@@ -292,6 +298,8 @@ class RunConfig:
             the remaining factor of the ranks runs data-parallel replicas.
         output: Run folder (checkpoints, log, statistics, results.json); a run found there is
             resumed.
+        force_resume: Resume the run folder's checkpoint even when it was made with other data
+            (the two are mixed).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -299,6 +307,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     grid: str = "1x1"
     output: str = "weathermixer-run"
+    force_resume: bool = False
 
     def __post_init__(self) -> None:
         GridSpec.parse(self.grid)
@@ -373,5 +382,7 @@ class BenchmarkConfig:
         object.__setattr__(self, "model", replace(self.model, **unset))
         if self.steps < 1 or self.warmup < 0 or self.batch_size < 1:
             raise UserError("need steps >= 1, warmup >= 0 and batch_size >= 1")
+        if self.peak_tflops is not None and not self.peak_tflops > 0:
+            raise UserError(f"peak_tflops must be positive, got {self.peak_tflops}")
         if self.compile and GridSpec.parse(self.grid).size > 1:
             raise UserError("torch.compile is supported on grid 1x1 (its collectives break graphs)")

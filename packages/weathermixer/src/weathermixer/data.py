@@ -15,6 +15,7 @@ variables. The model input adds *extra* channels: insolation at the input and th
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from shared_hpc import Comm, UserError, atomic_path
+from shared_hpc import Comm, UserError, atomic_path, file_fingerprint
 from weathermixer.solar import SOLAR_CONSTANT, toa_insolation
+from weathermixer.together import first_refusal
 
 DIM_ALIASES = {
     "time": ("time", "valid_time"),
@@ -153,8 +155,9 @@ class Era5Store:
         self._file_of = np.concatenate([np.full(len(t), i) for i, t in enumerate(times)])
         self._index_in_file = np.concatenate([np.arange(len(t)) for t in times])
         self._static_ds = self.datasets[0]
-        if static_path is not None:
-            self._static_ds = _canonical_dims(_open(Path(static_path)), Path(static_path))
+        self.static_path = None if static_path is None else Path(static_path)
+        if self.static_path is not None:
+            self._static_ds = _canonical_dims(_open(self.static_path), self.static_path)
         for name in self.variables.static:
             if name not in self._static_ds:
                 raise UserError(
@@ -213,6 +216,25 @@ class Era5Store:
         self.flipped = dlat > 0  # model rows always run north to south, like ERA5
         self.latitude = lat[::-1].copy() if self.flipped else lat
         self.longitude = lon
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The identity of the data: sizes and content hashes of its files (the static file
+        included), which a checkpoint stores so that a resume on other data is refused.
+
+        A zarr store is identified by the metadata files at its top (its chunks are not read).
+        """
+        files = [*self.paths, *([self.static_path] if self.static_path else [])]
+        parts = [_fingerprint(p) for p in files]
+        if len(parts) == 1:
+            return parts[0]
+        digest = hashlib.sha256("".join(p["sha256"] for p in parts).encode())
+        return {
+            "path": os.path.commonpath([p["path"] for p in parts]),
+            "size": sum(p["size"] for p in parts),
+            "sha256": digest.hexdigest(),
+            "sampled": any(p["sampled"] for p in parts),
+            "files": len(parts),
+        }
 
     # --- reading ------------------------------------------------------------------------
     @property
@@ -355,6 +377,20 @@ class Era5Store:
         for ds in self.datasets:
             ds.close()
         self._static_ds.close()
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    """``file_fingerprint`` of a file; of a zarr store, one over its top-level metadata files."""
+    if not path.is_dir():
+        return file_fingerprint(path)
+    parts = [file_fingerprint(p) for p in sorted(path.iterdir()) if p.is_file()]
+    digest = hashlib.sha256("".join(p["sha256"] for p in parts).encode())
+    return {
+        "path": str(path.resolve()),
+        "size": sum(p["size"] for p in parts),
+        "sha256": digest.hexdigest(),
+        "sampled": True,
+    }
 
 
 def _as_slice(positions: list[int]) -> slice | list[int]:
@@ -549,7 +585,8 @@ def compute_stats(
 
     Collective over ``comm``: every rank passes its own shard and time subset, together covering
     each (time, row, channel) once; partial sums are exchanged with one allgather, so each rank
-    reads only its part of the data and all ranks return the same statistics.
+    reads only its part of the data and all ranks return the same statistics. NaNs found by one
+    rank travel in the same allgather, so that every rank refuses them together.
 
     Args:
         store: The data.
@@ -557,6 +594,9 @@ def compute_stats(
         lead_steps: The lead time in time steps.
         shard: This rank's band and channels (default: all of the data).
         comm: The ranks that share the work (default: none, one process).
+
+    Raises:
+        UserError: A value read on some rank is NaN or infinite (on every rank of ``comm``).
     """
     v = store.variables
     shard = shard or Shard.full(store)
@@ -566,21 +606,30 @@ def compute_stats(
     sums = np.zeros((3, n_state + n_extra))  # weight, Σ w x, Σ w x²
     diff = np.zeros(n_state)  # Σ w (Δx)²
     count = 0
-    for t in times:
-        if t + lead_steps >= store.times.size:
-            raise ValueError(f"time index {t} has no target {lead_steps} steps later")
-        now = store.read(t, shard.rows, shard.state).astype(np.float64)
-        later = store.read(t + lead_steps, shard.rows, shard.state).astype(np.float64)
-        ext = extras(store, t, lead_steps, shard).astype(np.float64)
-        cols = list(shard.state) + [n_state + e for e in shard.extra]
-        both = np.concatenate([now, ext])
-        sums[0, cols] += w.sum() * store.shape[1]
-        sums[1, cols] += (both * w).sum(axis=(1, 2))
-        sums[2, cols] += (both**2 * w).sum(axis=(1, 2))
-        diff[list(shard.state)] += ((later - now) ** 2 * w).sum(axis=(1, 2))
-        count += 1
+    refusal = None
+    try:
+        for t in times:
+            if t + lead_steps >= store.times.size:
+                raise ValueError(f"time index {t} has no target {lead_steps} steps later")
+            now = store.read(t, shard.rows, shard.state).astype(np.float64)
+            later = store.read(t + lead_steps, shard.rows, shard.state).astype(np.float64)
+            ext = extras(store, t, lead_steps, shard).astype(np.float64)
+            cols = list(shard.state) + [n_state + e for e in shard.extra]
+            both = np.concatenate([now, ext])
+            sums[0, cols] += w.sum() * store.shape[1]
+            sums[1, cols] += (both * w).sum(axis=(1, 2))
+            sums[2, cols] += (both**2 * w).sum(axis=(1, 2))
+            diff[list(shard.state)] += ((later - now) ** 2 * w).sum(axis=(1, 2))
+            count += 1
+    except UserError as error:  # NaNs in this rank's band: every rank must learn of them
+        if comm is None or comm.Get_size() == 1:
+            raise
+        refusal = str(error)
     if comm is not None and comm.Get_size() > 1:
-        parts = comm.allgather((sums, diff, count))
+        parts = comm.allgather((sums, diff, count, refusal))
+        error = first_refusal([p[3] for p in parts])
+        if error is not None:
+            raise error
         sums = sum(p[0] for p in parts)
         diff = sum(p[1] for p in parts)
         count = max(p[2] for p in parts)

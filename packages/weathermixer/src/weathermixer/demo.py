@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from shared_hpc import (
     Comm,
     Recorder,
     RunRecord,
+    check_output_file,
     get_comm,
-    prepare_output_dir,
+    lock_folder,
     rank0_print,
 )
 from weathermixer.__about__ import __version__
@@ -28,7 +30,7 @@ from weathermixer.config import (
 )
 from weathermixer.evaluate import TrainedRun, evaluate
 from weathermixer.plots import loss_plot
-from weathermixer.report import write_skill
+from weathermixer.report import skill_files, write_skill
 from weathermixer.simulate import generate
 from weathermixer.train import train
 
@@ -94,10 +96,21 @@ def run_demo(
 
     Returns:
         The run record (written by rank 0), on every rank.
+
+    Raises:
+        UserError: An output cannot be written, or another run uses ``output``.
     """
     comm = get_comm() if comm is None else comm
-    output = prepare_output_dir(output)
+    with lock_folder(output, comm) as folder:
+        return _run_demo(folder, comm, quick)
+
+
+def _run_demo(output: Path, comm: Comm, quick: bool) -> RunRecord:
+    """The demo in its locked folder, its outputs checked first."""
     simulation, model, training = QUICK if quick else (SIMULATION, MODEL, TRAINING)
+    channels = DataConfig().variables.state_channels
+    for name in ("results.json", "training_loss.png", "data.nc", *skill_files(channels)):
+        check_output_file(output / name)
     data = output / "data.nc"
     cfg = RunConfig(
         data=DataConfig(path=str(data), preload=True),

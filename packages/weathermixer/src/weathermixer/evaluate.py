@@ -32,6 +32,7 @@ from weathermixer.engine import Engine, autocast
 from weathermixer.grid import GridSpec, ProcessGrid, check_grid
 from weathermixer.metrics import Climatology, SkillSums
 from weathermixer.model import ModelConfig
+from weathermixer.together import raise_together
 
 SHOWN_CHANNELS = ("z500", "t850", "t2m", "u10", "msl")
 KINDS = ("model", "persistence", "climatology")
@@ -146,7 +147,7 @@ class Skill:
     @property
     def shown_channels(self) -> list[str]:
         """The channels a summary shows: Z500, T850, T2M, U10, MSL where present."""
-        return [c for c in SHOWN_CHANNELS if c in self.channels] or self.channels[:4]
+        return shown_channels(self.channels)
 
     def scores(self, kind: str) -> dict[str, Scores]:
         """The scores of one forecast per channel.
@@ -208,6 +209,16 @@ class Skill:
         return "\n".join(lines)
 
 
+def shown_channels(channels: list[str]) -> list[str]:
+    """The channels a summary shows: Z500, T850, T2M, U10, MSL where present, else the first
+    four.
+
+    Args:
+        channels: The state channels, in the model's order.
+    """
+    return [c for c in SHOWN_CHANNELS if c in channels] or channels[:4]
+
+
 def evaluate(run: TrainedRun, cfg: EvaluateConfig | None = None, comm: Comm | None = None) -> Skill:
     """Score the newest checkpoint of ``run`` on the test period (collective over ``comm``).
 
@@ -244,8 +255,8 @@ def evaluate(run: TrainedRun, cfg: EvaluateConfig | None = None, comm: Comm | No
         pgrid = ProcessGrid.create(spec, run.model)
         engine = Engine(run.model, pgrid, device)
         checkpoint.restore(run.checkpoint, engine, None)
-        if data.preload:
-            store.preload(engine.shard.rows, engine.shard.state)
+        if data.preload:  # NaNs in one rank's band stop every rank
+            raise_together(comm, lambda: store.preload(engine.shard.rows, engine.shard.state))
         stats = run.stats
         engine.set_residual_scale(stats.diff_std / stats.std[: stats.diff_std.size])
         shard = engine.shard

@@ -68,6 +68,8 @@ class ModelConfig:
             raise UserError(f"model.extra_channels must be >= 0, got {self.extra_channels}")
         if self.grid is not None:
             rows, cols = self.grid
+            if rows < 1 or cols < 1:
+                raise UserError(f"model.grid must be at least 1x1, got {rows}x{cols}")
             if rows % self.patch or cols % self.patch:
                 raise UserError(
                     f"grid {rows}x{cols} is not divisible by the patch size {self.patch}"
@@ -353,3 +355,27 @@ def parameter_count(cfg: ModelConfig) -> int:
             n *= s
         total += n
     return total
+
+
+def training_bytes(
+    cfg: ModelConfig, batch: int, model_ranks: int = 1, graded_steps: int = 1
+) -> int:
+    """Memory of one rank's training, roughly, to refuse a size that cannot fit before
+    building it.
+
+    Float32 parameters, gradients and AdamW's two moments (16 bytes a parameter), and the
+    activations autograd saves (per block and sample: LayerNorm and MLP inputs and GELU
+    outputs, about ``4·T·C + 2·C·H_t + 2·T·H_c`` floats), both split over the model-parallel
+    ranks as Jigsaw stores them.
+
+    Args:
+        cfg: The model, with its channel counts and grid.
+        batch: Samples per replica and step.
+        model_ranks: D·M, the ranks one model is split over.
+        graded_steps: Rollout steps back-propagated through.
+    """
+    t, c = cfg.tokens, cfg.embed_dim
+    per_block = 4 * t * c + 2 * c * cfg.token_hidden + 2 * t * cfg.channel_hidden
+    per_step = cfg.depth * per_block + t * (cfg.in_features + 2 * c + cfg.out_features)
+    activations = 4 * batch * graded_steps * per_step
+    return (16 * parameter_count(cfg) + activations) // model_ranks

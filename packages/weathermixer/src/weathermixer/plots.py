@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from shared_hpc import atomic_path
+
 if TYPE_CHECKING:
     from weathermixer.evaluate import Skill
+
+
+def _save(fig: Figure, path: str | Path) -> None:
+    """Write the figure as PNG, atomically (never through a file or link at ``path``)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+
 
 STYLE = {
     "model": ("WeatherMixer", "tab:blue", "o-"),
@@ -42,7 +51,7 @@ def skill_plot(skill: Skill, channels: list[str], path: str | Path) -> Path:
     axes[0, 0].set_ylabel("latitude-weighted RMSE")
     axes[1, 0].set_ylabel("ACC")
     axes[0, 0].legend(fontsize="small")
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     return Path(path)
 
 
@@ -74,7 +83,7 @@ def map_plot(
         fig.colorbar(mesh, ax=ax, shrink=0.8)
     axes[0].set_ylabel("latitude")
     fig.suptitle(title)
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     return Path(path)
 
 
@@ -95,5 +104,5 @@ def loss_plot(log: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("step")
     ax.set_ylabel("weighted MSE (units of 1-step change)")
     ax.legend()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     return Path(path)

@@ -10,8 +10,18 @@ import os
 from pathlib import Path
 
 from shared_hpc import write_json_atomic
-from weathermixer.evaluate import Skill
+from weathermixer.evaluate import Skill, shown_channels
 from weathermixer.plots import map_plot, skill_plot
+
+
+def skill_files(channels: list[str]) -> list[str]:
+    """The files ``write_skill`` writes for a model of these state channels (to check them
+    before the evaluation).
+
+    Args:
+        channels: The state channels, in the model's order.
+    """
+    return ["skill.json", "skill_vs_lead.png", f"map_{shown_channels(channels)[0]}.png"]
 
 
 def write_skill(skill: Skill, folder: str | os.PathLike[str]) -> list[str]:

@@ -24,15 +24,17 @@ temperature), ``t``, ``u``, ``v`` on pressure levels 500 and 850 hPa, and ``t2m`
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from shared_hpc import UserError, atomic_path
+from shared_hpc import UserError, atomic_path, require_memory
 from weathermixer.solar import (
     SOLAR_CONSTANT,
     daily_mean_insolation,
@@ -127,20 +129,45 @@ class SimulationConfig:
     time_step_s: float | None = None
 
     def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{item.name} must be a finite number, got {value}")
         if self.nlat < 8 or self.nlat % 2:
             raise UserError(f"nlat must be an even number >= 8, got {self.nlat}")
         if self.days <= 0 or self.spinup_days < 0:
             raise UserError("days must be positive and spinup_days non-negative")
         if self.output_interval_h <= 0 or 24 % self.output_interval_h:
             raise UserError("output_interval_h must divide 24 (e.g. 1, 3, 6)")
-        if self.mean_depth_m <= 0:
-            raise UserError("mean_depth_m must be positive")
+        if not self.mean_depth_m > 0:
+            raise UserError(f"mean_depth_m must be positive, got {self.mean_depth_m}")
+        for name in ("jet_width_deg", "radiative_days", "drag_days", "temperature_days"):
+            if not getattr(self, name) > 0:  # each divides; also refuses NaN
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.stirring >= 0:
+            raise UserError(f"stirring must be >= 0, got {self.stirring}")
         if self.time_step_s is not None and self.time_step_s <= 0:
             raise UserError(f"time_step_s must be positive, got {self.time_step_s}")
         try:
             np.datetime64(self.start, "s")
         except ValueError:
             raise UserError(f"start must be a date and time, got {self.start!r}") from None
+
+    def memory_bytes(self) -> int:
+        """Memory the simulation needs, roughly: six float64 Legendre tables of
+        ``(T+2)² · nlat`` values dominate, then the ``nlat²`` latitude interpolation."""
+        t = (2 * self.nlat - 1) // 3
+        return 8 * (6 * (t + 2) ** 2 * self.nlat + 3 * self.nlat**2)
+
+    def output_bytes(self) -> int:
+        """Size of the file written, roughly: float32 fields of every written state."""
+        states = int(self.days * 24 // self.output_interval_h)
+        fields_per_state = len(PRESSURE_VARIABLES) * len(LEVELS) + len(SURFACE_VARIABLES)
+        return 4 * 2 * self.nlat**2 * (states * fields_per_state + len(STATIC_VARIABLES))
+
+
+class SimulationUnstable(UserError, FloatingPointError):
+    """The simulation blew up (settings far from the defaults, e.g. a too long time step)."""
 
 
 def _blobs(lat: np.ndarray, lon: np.ndarray, specs: tuple) -> list[np.ndarray]:
@@ -439,6 +466,19 @@ def _create_variable(nc: object, name: str, dims: tuple[str, ...], chunks: list[
     return var
 
 
+def _require_disk(path: Path, nbytes: int) -> None:
+    """Refuse a file larger than the free space of its disk before simulating it."""
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise UserError(
+            f"{path} would take about {nbytes / 2**30:.1f} GiB, but its disk has "
+            f"{free / 2**30:.1f} GiB free; simulate fewer days or a coarser grid"
+        )
+
+
 def generate(
     path: str | os.PathLike[str],
     config: SimulationConfig | None = None,
@@ -455,12 +495,17 @@ def generate(
         ``path``.
 
     Raises:
-        FloatingPointError: The simulation became unstable.
+        UserError: The simulation would not fit in this machine's memory or the file not on
+            its disk.
+        SimulationUnstable: The simulation became unstable.
     """
     import netCDF4
 
     config = config or SimulationConfig()
+    grid = f"a {config.nlat} x {2 * config.nlat} simulation"
+    require_memory(config.memory_bytes(), grid)
     path = Path(path)
+    _require_disk(path, config.output_bytes())
     model = ShallowWater(config)
     g = model.grid
     lat_out = regular_latitudes(config.nlat)
@@ -476,11 +521,12 @@ def generate(
 
     def advance(steps: int) -> None:
         nonlocal old, now, when
-        for _ in range(steps):
-            if model.steps_per_output and _ % model.steps_per_output == 0:
-                model.stir()
-            old, now = model.step(old, now, when)
-            when = when + step_s
+        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported below
+            for _ in range(steps):
+                if model.steps_per_output and _ % model.steps_per_output == 0:
+                    model.stir()
+                old, now = model.step(old, now, when)
+                when = when + step_s
 
     advance(spin)
     nlat, nlon = lat_out.size, lon_out.size
@@ -510,7 +556,10 @@ def generate(
                 out[name][k] = np.matmul(interp, value)
             advance(model.steps_per_output)
             if not all(np.isfinite(x).all() for x in now):
-                raise FloatingPointError(f"the simulation became unstable at {when}")
+                raise SimulationUnstable(
+                    f"the simulation became unstable at {when}; set a shorter time_step_s or "
+                    "settings closer to the defaults"
+                )
             if progress and (k + 1) % max(1, n_out // 10) == 0:
                 elapsed = time.perf_counter() - began
                 progress(f"{k + 1}/{n_out} states ({elapsed:.1f} s)")

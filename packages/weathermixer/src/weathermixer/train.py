@@ -29,8 +29,13 @@ from shared_hpc import (
     Headline,
     UserError,
     atomic_path,
+    check_output_file,
+    check_resume,
     config_to_dict,
     get_comm,
+    lock_folder,
+    prepare_output_dir,
+    require_memory,
     torch_distributed,
 )
 from weathermixer import checkpoint
@@ -38,7 +43,8 @@ from weathermixer.config import RunConfig, TrainConfig
 from weathermixer.data import Era5Store, ForecastSamples, NormStats, compute_stats
 from weathermixer.engine import Engine, autocast
 from weathermixer.grid import ProcessGrid, check_grid
-from weathermixer.model import ModelConfig, flops_per_sample, parameter_count
+from weathermixer.model import ModelConfig, flops_per_sample, parameter_count, training_bytes
+from weathermixer.together import raise_together
 
 Progress = Callable[[str], None]
 
@@ -208,6 +214,11 @@ class Trainer:
         device: Where this rank's tensors live.
         comm: Communicator of all ranks (default: ``get_comm()``).
         progress: Called on rank 0 with a line at every log step, validation and resume.
+
+    Raises:
+        UserError: The run folder's checkpoint was made with other data (unless
+            ``cfg.force_resume``) or holds another model, or the data holds NaNs (on every
+            rank, whichever rank's band holds them).
     """
 
     def __init__(
@@ -224,10 +235,13 @@ class Trainer:
         self.out = Path(cfg.output)
         rank0 = self.comm.Get_rank() == 0
         self._progress = progress if rank0 else None
+        fingerprint = self.store.fingerprint() if rank0 else None
+        self.data_fingerprint = self.comm.bcast(fingerprint, root=0)
+        self.resume_from = self._checkpoint_to_resume(cfg.force_resume)
         self.engine = Engine(data.model, ProcessGrid.create(cfg.grid_spec, data.model), device)
         shard = self.engine.shard
         if cfg.data.preload:
-            self.store.preload(shard.rows, shard.state)
+            raise_together(self.comm, lambda: self.store.preload(shard.rows, shard.state))
         self.stats_path = Path(cfg.data.stats_path or self.out / "stats.nc")
         self.stats = self._statistics()
         self.engine.set_residual_scale(
@@ -235,7 +249,11 @@ class Trainer:
         )
         self.optimizer = _optimizer(self.engine, self.tc)
         self.start_step = self._resume()
-        self.meta = {"config": config_to_dict(self.cfg), "stats": str(self.stats_path.resolve())}
+        self.meta = {
+            "config": config_to_dict(self.cfg),
+            "stats": str(self.stats_path.resolve()),
+            "data": self.data_fingerprint,
+        }
         self.train_times = cfg.data.period("train", self.store.times)
         valid_times = cfg.data.period("valid", self.store.times)
         history = data.model.history
@@ -275,9 +293,18 @@ class Trainer:
         self.comm.barrier()
         return stats
 
-    def _resume(self) -> int:
-        """Load the newest checkpoint of the run folder, if any; returns its step."""
+    def _checkpoint_to_resume(self, force: bool) -> Path | None:
+        """The newest checkpoint of the run folder, if any, once it is known to be of this
+        run's data (checked before any data is read)."""
         last = checkpoint.latest(self.out / "checkpoints")
+        if last is not None:
+            stored = checkpoint.read_meta(last).get("data")
+            check_resume("data", stored, self.data_fingerprint, force=force)
+        return last
+
+    def _resume(self) -> int:
+        """Load the checkpoint to resume, if any; returns its step."""
+        last = self.resume_from
         if last is None:
             return 0
         step = checkpoint.restore(last, self.engine, self.optimizer)
@@ -489,8 +516,9 @@ class Trainer:
             self._log.flush()
 
     def close(self) -> None:
-        """Stop the reader thread and close the log."""
-        self.prefetch.shutdown(wait=True)
+        """Stop the reader thread (a batch it is reading is finished, none is started) and
+        close the log; no collective, so a failed rank leaves at once."""
+        self.prefetch.shutdown(wait=True, cancel_futures=True)
         if self._log is not None:
             self._log.close()
 
@@ -523,20 +551,43 @@ def train(
         The result, on every rank.
 
     Raises:
-        UserError: Bad settings or data (see ``TrainingData.open``), a checkpoint of another
-            model in the run folder, or a diverging loss (``TrainingDiverged``).
+        UserError: Bad settings or data (see ``TrainingData.open``), an output that cannot be
+            written, a run too large for the memory, another run using the run folder, a
+            checkpoint of another model or (without ``force_resume``) of other data in the run
+            folder, NaNs in the data, or a diverging loss (``TrainingDiverged``).
     """
     comm = get_comm() if comm is None else comm
     cfg = replace(cfg, data=cfg.data.absolute())
     data = TrainingData.open(cfg, comm.Get_size())
-    if comm.Get_rank() == 0:
-        Path(cfg.output).mkdir(parents=True, exist_ok=True)
-    comm.barrier()
-    with (
-        torch_distributed(comm) as info,
-        Trainer(cfg, data, info.device, comm, progress) as trainer,
-    ):
-        return trainer.run()
+    with lock_folder(cfg.output, comm) as out:
+        raise_together(comm, lambda: _check_run(cfg, data, out))
+        with (
+            torch_distributed(comm) as info,
+            Trainer(cfg, data, info.device, comm, progress) as trainer,
+        ):
+            return trainer.run()
+
+
+def _check_run(cfg: RunConfig, data: TrainingData, out: Path) -> None:
+    """Refuse, before any work, outputs that cannot be written and a run too large for this
+    node's memory (the model's on the CPU; the preloaded data's always)."""
+    for name in ("train_log.jsonl", "stats.nc"):
+        check_output_file(out / name)
+    prepare_output_dir(out / "checkpoints")
+    if cfg.data.stats_path and not Path(cfg.data.stats_path).exists():
+        check_output_file(cfg.data.stats_path)  # computed and written there
+    spec, tc, model = cfg.grid_spec, cfg.train, data.model
+    need = 0
+    if cfg.data.preload:  # this rank's band and channels of every time step, float32
+        fields = data.store.times.size * model.state_channels * model.grid[0] * model.grid[1]
+        need += 4 * fields // spec.size
+    if not torch.cuda.is_available():
+        graded = tc.rollout_grad_steps or (tc.max_rollout if tc.finetune_steps else 1)
+        need += training_bytes(model, tc.batch_size, spec.size, graded)
+    parameters = parameter_count(model)
+    require_memory(
+        need, f"training {parameters:,} parameters on batches of {tc.batch_size} (grid {spec})"
+    )
 
 
 def _optimizer(engine: Engine, tc: TrainConfig) -> torch.optim.Optimizer:
