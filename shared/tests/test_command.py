@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import time
 
 import pytest
 
-from shared_hpc import SerialComm, UserError, run_main, serial_environ, write_text_atomic
+from shared_hpc import SerialComm, UserError, run_main, write_text_atomic
 
 
 def _parser(handler) -> argparse.ArgumentParser:
@@ -134,42 +131,24 @@ sys.exit(run_main(parser, sys.argv[1:], agreement_window_s=1.0))
         ("all", "user", 2, "tool: error: bad band\n"),
     ],
 )
-def test_a_failure_on_one_rank_ends_the_whole_job(fail, kind, code, expected, tmp_path, mpiexec):
-    script = tmp_path / "tool.py"
-    script.write_text(_SCRIPT)
-    started = time.monotonic()
-    done = subprocess.run(
-        [mpiexec, "-n", "2", sys.executable, str(script), fail, kind],
-        env=serial_environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert time.monotonic() - started < 60
-    assert done.returncode == code, done.stderr
-    assert expected in done.stderr
+def test_a_failure_on_one_rank_ends_the_whole_job(fail, kind, code, expected, mpi_job):
+    job = mpi_job(_SCRIPT, fail, kind, timeout=120)
+    assert job.seconds < 60
+    assert job.returncode == code, job.stderr
+    assert expected in job.stderr
     if fail == "all":  # every rank refused the same input: one line, no abort
-        assert done.stderr == expected
+        assert job.stderr == expected
 
 
-def test_an_uncaught_exception_in_a_script_ends_the_whole_job(tmp_path, mpiexec):
-    script = tmp_path / "script.py"
-    script.write_text(
+def test_an_uncaught_exception_in_a_script_ends_the_whole_job(mpi_job):
+    job = mpi_job(
         "from shared_hpc import get_comm\n"
         "comm = get_comm()\n"
         "if comm.Get_rank() == 1:\n"
         "    raise RuntimeError('only on rank 1')\n"
-        "comm.barrier()\n"
-    )
-    done = subprocess.run(
-        [mpiexec, "-n", "2", sys.executable, str(script)],
-        env=serial_environ(),
-        capture_output=True,
-        text=True,
+        "comm.barrier()\n",
         timeout=120,
-        check=False,
     )
-    assert done.returncode != 0
-    assert "RuntimeError: only on rank 1" in done.stderr
-    assert "rank 1 of 2: uncaught RuntimeError; aborting the MPI job" in done.stderr
+    assert job.returncode != 0
+    assert "RuntimeError: only on rank 1" in job.stderr
+    assert "rank 1 of 2: uncaught RuntimeError; aborting the MPI job" in job.stderr

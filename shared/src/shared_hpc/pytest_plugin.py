@@ -12,8 +12,10 @@
   left, so the job is aborted with a message instead of hanging until the batch limit.
 - Fixtures ``comm`` (``shared_hpc.get_comm()``), ``shared_dir`` (one fresh directory that
   every rank sees, for files that ranks exchange), ``mpiexec`` (the launcher of this
-  environment, for tests that start a command under ``mpiexec -n N``; skipped without one) and
-  ``run_command`` (``python -m package ...`` in a fresh process, as a user's shell starts it).
+  environment, for tests that start a command under ``mpiexec -n N``; skipped without one),
+  ``mpi_job`` (a Python script under ``mpiexec`` in a fresh job, for fault injection: does the
+  job end in time when one rank fails?) and ``run_command`` (``python -m package ...`` in a
+  fresh process, as a user's shell starts it).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -218,5 +221,50 @@ def run_command() -> Callable[..., subprocess.CompletedProcess[str]]:
             timeout=timeout,
             check=False,
         )
+
+    return run
+
+
+@dataclass(frozen=True)
+class MpiJob:
+    """A finished ``mpiexec`` job: its exit code, output and wall time.
+
+    Attributes:
+        returncode: The launcher's exit code.
+        stdout: Everything the ranks printed to stdout.
+        stderr: Everything the ranks printed to stderr.
+        seconds: Wall time from launch to the end of the job.
+    """
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture
+def mpi_job(mpiexec: str, tmp_path: Path) -> Callable[..., MpiJob]:
+    """``mpi_job(script, *args, ranks=2, timeout=180)``: run the Python source ``script``
+    under ``mpiexec -n ranks`` in a fresh job and return how it ended (an ``MpiJob``).
+
+    For fault injection: a script that breaks one rank (e.g. replaces a function on rank 1)
+    and then calls the package's ``main``, to check that the whole job ends in time instead of
+    hanging. The job gets this environment without launcher variables; a job still running
+    after ``timeout`` seconds fails the test.
+    """
+
+    def run(script: str, *args: object, ranks: int = 2, timeout: float = 180) -> MpiJob:
+        path = tmp_path / "mpi_job.py"
+        path.write_text(script)
+        started = time.monotonic()
+        done = subprocess.run(
+            [mpiexec, "-n", str(ranks), sys.executable, str(path), *map(str, args)],
+            env=serial_environ(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return MpiJob(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
     return run
