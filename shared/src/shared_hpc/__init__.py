@@ -19,10 +19,8 @@ costs almost nothing.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from shared_hpc.__about__ import __version__
+from shared_hpc.lazy import lazy_exports
 
 # name -> the module that defines it
 _HOMES = {
@@ -71,15 +69,4 @@ _HOMES = {
 __all__ = ["__version__", *sorted(_HOMES)]
 
 
-def __getattr__(name: str) -> Any:
-    """Import an exported name from its module the first time it is used."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'shared_hpc' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -6,10 +6,8 @@ torch is imported with the first name that needs it, so the command line starts 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from oialr.__about__ import __version__
+from shared_hpc.lazy import lazy_exports
 
 _HOMES = {
     "ModelConfig": "oialr.config",
@@ -35,11 +33,4 @@ _HOMES = {
 __all__ = ["__version__", *sorted(_HOMES)]
 
 
-def __getattr__(name: str) -> Any:
-    """Import an exported name from its module the first time it is used."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'oialr' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -3,9 +3,9 @@
 - ``digits``: scikit-learn's 8×8 handwritten digits (1797 images, embedded).
 - ``mnist1d``: the MNIST-1D benchmark, generated locally by the ``mnist1d`` package (4000
   training and 1000 test sequences of length 40, its default arguments).
-- ``cifar10``: CIFAR-10's python version from a folder holding ``cifar-10-batches-py`` (never
-  downloaded at run time; read with an unpickler that allows arrays only), with the usual
-  crop-and-flip augmentation.
+- ``cifar10``: CIFAR-10's python version from a folder holding ``cifar-10-batches-py`` (read
+  from disk only, with an unpickler that allows arrays only), with the usual crop-and-flip
+  augmentation.
 - ``seattle``: hourly temperatures of Seattle in 2010 (``vega_datasets``), as windows of a week
   that forecast the next day, split in time. The file holds smooth hourly normals, not weather
   (persisting the previous day is off by 0.1 °C), so it shows that OIALR trains a forecaster,
@@ -178,9 +178,8 @@ def _cifar10(config: TrainConfig) -> Split:
     missing = [n for n in [*names, "test_batch"] if not (folder / n).is_file()]
     if missing:
         raise UserError(
-            f"CIFAR-10 not found: {folder} lacks {', '.join(missing)} (download it once with "
-            "torchvision.datasets.CIFAR10(root, download=True) on a machine with internet, and "
-            "pass root with --data)"
+            f"CIFAR-10 not found: {folder} lacks {', '.join(missing)} (unpack CIFAR-10's python "
+            "version, cifar-10-python.tar.gz, under a folder and pass that folder with --data)"
         )
     parts = [_cifar_batch(folder / n) for n in names]
     images = np.concatenate([p[0] for p in parts])
@@ -231,12 +230,12 @@ def _series_split(values: np.ndarray, window: int, horizon: int, config: TrainCo
 
 def _seattle(config: TrainConfig) -> Split:
     try:
-        from vega_datasets import data
+        from vega_datasets import local_data  # the file shipped with the package, never a URL
     except ImportError:
         raise UserError(
             "the seattle recipe needs vega_datasets: pip install vega_datasets"
         ) from None
-    temps = data.seattle_temps()["temp"].to_numpy(dtype=np.float64)
+    temps = local_data.seattle_temps()["temp"].to_numpy(dtype=np.float64)
     return _series_split((temps - 32.0) * 5.0 / 9.0, 168, 24, config)  # °C, a week -> a day
 
 

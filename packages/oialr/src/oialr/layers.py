@@ -87,10 +87,6 @@ class LowRankLayer(nn.Module):
             self.S = nn.Parameter(new_s)
         return old
 
-    def trainable_weight_parameters(self) -> int:
-        """Trainable entries of the weight: ``r²``."""
-        return self.S.numel()
-
 
 class LowRankLinear(LowRankLayer):
     """``nn.Linear`` as ``U·S·Vᵀ``, computing what ``dense`` computes when built.
