@@ -5,24 +5,30 @@ import pytest
 from propulate_hpo.cli import main
 
 
-def test_demo_tunes_the_digits_mlp_and_writes_a_record_and_plots(tmp_path):
-    assert main(["demo", "--output", str(tmp_path), "--generations", "6", "--budget-s", "30"]) == 0
+def test_demo_tunes_the_digits_mlp_for_accuracy_and_energy(tmp_path):
+    argv = ["demo", "--output", str(tmp_path), "--generations", "8", "--launch-ranks", "0"]
+    assert main(argv) == 0
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["package"] == "propulate-hpo"
-    assert record["headline"]["name"].startswith("test accuracy")
+    assert record["headline"]["name"] == "test accuracy of the most accurate candidate"
     assert record["headline"]["higher_is_better"] is True
     assert 0.5 < record["headline"]["value"] <= 1.0
-    assert record["headline"]["value"] == record["metrics"]["best_test_accuracy"]
-    assert record["metrics"]["evaluations"] == 6
-    assert record["config"] == {
-        "generations": 6,
-        "budget_s": 30.0,
-        "ranks_per_worker": 1,
-        "early_stopping": 0.5,
-        "seed": 0,
-    }
+    metrics = record["metrics"]
+    assert record["headline"]["value"] == metrics["best_test_accuracy"]
+    assert metrics["evaluations"] == 8 and metrics["objectives"] == [
+        "val_accuracy:max",
+        "energy_j:min",
+    ]
+    front = metrics["pareto_front"]
+    accuracies = [c["val_accuracy"] for c in front]
+    energies = [c["energy_j"] for c in front]
+    assert accuracies == sorted(accuracies, reverse=True) and energies == sorted(
+        energies, reverse=True
+    )
+    assert metrics["cheapest_within_1_point_energy_j"] <= metrics["best_energy_j"]
+    assert record["config"]["launch_ranks"] == 0 and record["config"]["islands"] == 2
     assert record["energy"]["total_joules"] > 0
-    for name in ("progress.png", "energy.png", "history.csv"):
+    for name in ("progress.png", "islands.png", "history.csv", "pareto-front.csv"):
         assert (tmp_path / name).stat().st_size > 0
     assert (tmp_path / "checkpoint" / "meta.json").exists()
 
@@ -147,6 +153,9 @@ def test_list_flags_take_comma_separated_values():
         (["run", "--function", "sphere", "--dim", "1000000000"], "needs about"),
         (["run", "--loss", "bad_loss.py:f", "--space", "s.toml"], "bad_loss.py:2: invalid syntax"),
         (["run"], "either a benchmark function or a loss"),
+        (["run", "--function", "sphere", "--objectives", "a,b"], "sphere has one objective"),
+        (["run", "--function", "zdt1", "--objectives", "a,b,c"], "has the objectives f1, f2"),
+        (["run", "--function", "zdt1", "--propagator", "pso"], "breeds for one loss"),
         (["summarize", "no-such-dir"], "not a propulate-hpo checkpoint"),
         (["summarize", "no-such-dir", "--top", "-3"], "--top must be >= 0, got -3"),
         (["demo", "--generations", "0"], "generations must be >= 1"),

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 from propulate_hpo import CheckpointError, benchmark, propulate
-from propulate_hpo.demo import _plot_energy
+from propulate_hpo.demo import _plot_islands
 
 from shared_hpc import UserError, lock_folder, serial_environ
 
@@ -202,20 +202,18 @@ def test_plots_replace_a_planted_link_instead_of_writing_through_it(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     (tmp_path / "progress.png").symlink_to(victim)
-    (tmp_path / "energy.png").symlink_to(victim)
+    (tmp_path / "islands.png").symlink_to(victim)
     loss, space = benchmark("sphere")
     result = propulate(loss, space, generations=5)
     result.plot(tmp_path / "progress.png")
-    history = pd.DataFrame(
-        {"status": ["ok"], "loss": [1.0], "energy_j": [2.0], "energy_measured": [0.0]}
-    )
-    _plot_energy(history, tmp_path / "energy.png")
+    history = pd.DataFrame({"status": ["ok"], "island": [0], "val_accuracy": [0.9]})
+    _plot_islands(history, tmp_path / "islands.png")
     assert victim.read_text() == "keep me"
-    for name in ("progress.png", "energy.png"):
+    for name in ("progress.png", "islands.png"):
         path = tmp_path / name
         assert not path.is_symlink() and path.read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "energy.png",
+        "islands.png",
         "progress.png",
         "victim.txt",
     ]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from propulate_hpo.checkpoint import Evaluation
 from propulate_hpo.layout import Layout
+from propulate_hpo.objectives import Objectives
 from propulate_hpo.population import Population
 from propulate_hpo.results import Result, Table
 from propulate_hpo.space import SearchSpace
@@ -27,6 +28,7 @@ def assemble_result(
     stats: tuple[int, int, int, int],
     t_begin: float,
     wall_s: float,
+    objectives: Objectives | None = None,
 ) -> Result:
     """The result of the run, on every rank of this worker (collective over the roots).
 
@@ -39,6 +41,7 @@ def assemble_result(
         stats: ``(island, emigrants, immigrants, replaced)`` of this worker.
         t_begin: When the run began (``time.time()`` of rank 0).
         wall_s: How long this worker searched.
+        objectives: The objectives of a multi-objective search.
 
     Returns:
         The result, the same on every rank.
@@ -74,6 +77,7 @@ def assemble_result(
         n_workers=layout.n_workers,
         n_islands=layout.n_islands,
         ranks_per_worker=layout.ranks_per_worker,
+        objectives=objectives,
     )
     if layout.ranks_per_worker > 1:
         layout.worker_comm.bcast(result, root=0)  # the worker's helper ranks

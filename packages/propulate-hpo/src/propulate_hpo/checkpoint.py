@@ -68,8 +68,9 @@ class Evaluation:
         status: ``OK``, ``FAILED`` or ``CANCELLED``.
         duration: How long the evaluation took in seconds.
         curve: Intermediate losses of a generator loss.
-        metrics: Extra metrics the loss function returned.
+        metrics: Extra metrics the loss function returned (and every objective's value).
         error: Why it failed, ``None`` if it did not.
+        objectives: Its objectives as minimised, in a multi-objective search.
     """
 
     worker: int
@@ -84,6 +85,7 @@ class Evaluation:
     curve: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    objectives: np.ndarray | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -108,6 +110,7 @@ class Evaluation:
             version,
             current,
             self.genes.copy(),
+            self.objectives,
         )
 
 
@@ -117,6 +120,7 @@ def write_meta(
     n_islands: int,
     loss: dict[str, Any],
     *,
+    objectives: list[str] | None = None,
     force: bool = False,
 ) -> None:
     """Create ``meta.json`` in ``directory``, or check the one there against this run.
@@ -126,11 +130,12 @@ def write_meta(
         space: The run's search space.
         n_islands: The run's number of islands.
         loss: The fingerprint of the run's loss function.
+        objectives: The objectives of a multi-objective search (``name:direction`` each).
         force: Accept a checkpoint of another loss function.
 
     Raises:
         CheckpointError: ``meta.json`` is unreadable, foreign, or for another search space,
-            number of islands or (unless ``force``) loss function.
+            number of islands, objectives or (unless ``force``) loss function.
     """
     path = directory / META
     if path.exists():
@@ -153,6 +158,12 @@ def write_meta(
                 f"checkpoint {directory} has {meta.get('islands')} islands, this run asks for "
                 f"{n_islands}; resume with the same number of islands"
             )
+        if meta.get("objectives") != objectives:
+            raise CheckpointError(
+                f"checkpoint {directory} was written for the objectives "
+                f"{meta.get('objectives') or 'loss'}, this run has {objectives or 'loss'}; "
+                "use a new checkpoint directory for other objectives"
+            )
         try:  # a checkpoint of version 0.1.0 names no loss function: accepted
             check_resume(
                 "loss function",
@@ -169,6 +180,7 @@ def write_meta(
         "space": space.to_dict(),
         "islands": n_islands,
         "loss": loss,
+        "objectives": objectives,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(path, meta)
@@ -265,6 +277,8 @@ class WorkerLog:
                 record["m"] = {k: _finite_or_none(v) for k, v in ev.metrics.items()}
             if ev.error is not None:
                 record["err"] = ev.error
+            if ev.objectives is not None:
+                record["o"] = ev.objectives.tolist()
             self.write(record)
             return
         self._append(
@@ -365,6 +379,7 @@ class CheckpointState:
         owner: int,
         current: Callable[[int], int],
         island_size: int,
+        n_objectives: int = 0,
     ) -> Population:
         """Rebuild one island's population by replaying the migration events in time order.
 
@@ -374,8 +389,9 @@ class CheckpointState:
             owner: Global index of the worker that will hold the population.
             current: Gives the island-local worker responsible for a row bred by a worker.
             island_size: Workers of the island.
+            n_objectives: Objectives of a multi-objective search (0: one loss).
         """
-        population = Population(space, owner)
+        population = Population(space, owner, n_objectives=n_objectives)
         for ev in self.finished:
             if ev.island == island:
                 population.add(ev.row(0, current(ev.worker)))
@@ -443,6 +459,8 @@ def read_checkpoint(directory: Path, space: SearchSpace | None = None) -> Checkp
                     ev.curve = [_nan(v) for v in rec.get("c", [])]
                     ev.metrics = {k: _nan(v) for k, v in rec.get("m", {}).items()}
                     ev.error = rec.get("err")
+                    if "o" in rec:
+                        ev.objectives = np.array(rec["o"], dtype=float)
                 elif kind in ("mig", "pol", "deact"):
                     state.events.append(rec)
                 elif kind != "start":
@@ -482,6 +500,7 @@ def load_state(
     layout: Layout,
     loss: dict[str, Any],
     *,
+    objectives: list[str] | None = None,
     force: bool = False,
 ) -> CheckpointState:
     """What a checkpoint holds for this run (collective over ``layout.world``).
@@ -494,6 +513,7 @@ def load_state(
         space: The run's search space.
         layout: This rank's place in the run.
         loss: The fingerprint of the run's loss function.
+        objectives: The objectives of a multi-objective search (``name:direction`` each).
         force: Resume a checkpoint of another loss function.
 
     Returns:
@@ -508,7 +528,7 @@ def load_state(
     problem = None
     if layout.world.Get_rank() == 0:
         try:
-            write_meta(directory, space, layout.n_islands, loss, force=force)
+            write_meta(directory, space, layout.n_islands, loss, objectives=objectives, force=force)
         except Exception as error:  # shared with all ranks, raised everywhere below
             problem = error
     problem = layout.world.bcast(problem, root=0)

@@ -23,11 +23,13 @@ from shared_hpc import (
     prepare_output_dir,
     rank0_print,
     run_main,
+    write_text_atomic,
 )
 
 PACKAGE = "propulate-hpo"
 RUN_FILES = ("history.csv", "progress.png", "results.json")
 SUMMARY_FILES = ("history.csv", "progress.png")
+FRONT_FILE = "pareto-front.csv"  # written besides them by a multi-objective search
 
 
 def _output_folder(path: Path, files: tuple[str, ...]) -> Path:
@@ -42,23 +44,26 @@ def _run(args: argparse.Namespace) -> int:
     from propulate_hpo.search import run_search
 
     config = config_from_args(args)
-    output = _output_folder(args.output, RUN_FILES)
+    files = RUN_FILES if config.objectives is None else (*RUN_FILES, FRONT_FILE)
+    output = _output_folder(args.output, files)
     comm = get_comm()
     with Recorder(PACKAGE, __version__, comm) as run:
         result = run_search(config, comm)
     if run.is_writer:
         result.to_csv(output / "history.csv")
         result.plot(output / "progress.png")
+        if config.objectives is not None:
+            write_text_atomic(output / FRONT_FILE, result.pareto_front().to_csv(index=False))
     run.write(
         output / "results.json",
         config=config,
         metrics=result.metrics(),
         headline=result.headline(),
-        artifacts=["history.csv", "progress.png"],
+        artifacts=[name for name in files if name != "results.json"],
     )
     rank0_print(result.summary(), comm=comm)
     rank0_print(f"energy: {run.report}", comm=comm)
-    rank0_print(f"results in {output}/ ({', '.join(RUN_FILES)})", comm=comm)
+    rank0_print(f"results in {output}/ ({', '.join(files)})", comm=comm)
     counts = result.counts()
     if counts["failed"] and counts["failed"] == result.n_evaluations:
         rank0_print(

@@ -1,8 +1,8 @@
 """Wire format: individuals travel as flat float64 arrays, never as pickled objects.
 
-One row is ``HEADER`` numbers, the genes, then an optional loss curve (for the early-stopping
-surrogate). Integers up to 2**53 are exact in float64, which covers worker and generation
-counters of any run.
+One row is ``HEADER`` numbers, the objectives of a multi-objective search, the genes, then an
+optional loss curve (for the early-stopping surrogate). Integers up to 2**53 are exact in
+float64, which covers worker and generation counters of any run.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def encode_row(row: Row, curve: np.ndarray | None = None) -> np.ndarray:
         curve: Its loss curve, for the early-stopping surrogate of the receiver.
     """
     n_curve = 0 if curve is None else len(curve)
-    out = np.empty(HEADER + len(row.genes) + n_curve)
+    m = 0 if row.objectives is None else len(row.objectives)
+    dim = len(row.genes)
+    out = np.empty(HEADER + m + dim + n_curve)
     out[:HEADER] = (
         row.worker,
         row.generation,
@@ -42,18 +44,21 @@ def encode_row(row: Row, curve: np.ndarray | None = None) -> np.ndarray:
         row.current,
         n_curve,
     )
-    out[HEADER : HEADER + len(row.genes)] = row.genes
+    if m:
+        out[HEADER : HEADER + m] = row.objectives
+    out[HEADER + m : HEADER + m + dim] = row.genes
     if n_curve:
-        out[HEADER + len(row.genes) :] = curve
+        out[HEADER + m + dim :] = curve
     return out
 
 
-def decode_row(data: np.ndarray, dim: int) -> tuple[Row, np.ndarray]:
+def decode_row(data: np.ndarray, dim: int, n_objectives: int = 0) -> tuple[Row, np.ndarray]:
     """Row and loss curve (possibly empty) of one encoded individual.
 
     Args:
         data: The message.
         dim: Genes per individual.
+        n_objectives: Objectives per individual (0: a search with one loss).
     """
     # one tolist() and conversions of Python floats: a third cheaper than indexing numpy
     header = data[:HEADER].tolist()
@@ -68,9 +73,11 @@ def decode_row(data: np.ndarray, dim: int) -> tuple[Row, np.ndarray]:
         duration,
         int(version),
         int(current),
-        data[HEADER : HEADER + dim].copy(),
+        data[HEADER + n_objectives : HEADER + n_objectives + dim].copy(),
+        data[HEADER : HEADER + n_objectives].copy() if n_objectives else None,
     )
-    return row, data[HEADER + dim : HEADER + dim + int(n_curve)]
+    start = HEADER + n_objectives + dim
+    return row, data[start : start + int(n_curve)]
 
 
 def encode_rows(rows: list[Row]) -> np.ndarray:
@@ -82,15 +89,16 @@ def encode_rows(rows: list[Row]) -> np.ndarray:
     return np.concatenate([encode_row(row) for row in rows])
 
 
-def decode_rows(data: np.ndarray, dim: int) -> list[Row]:
+def decode_rows(data: np.ndarray, dim: int, n_objectives: int = 0) -> list[Row]:
     """The individuals of a message of ``encode_rows``.
 
     Args:
         data: The message.
         dim: Genes per individual.
+        n_objectives: Objectives per individual (0: a search with one loss).
     """
-    width = HEADER + dim
-    return [decode_row(chunk, dim)[0] for chunk in data.reshape(-1, width)]
+    width = HEADER + n_objectives + dim
+    return [decode_row(chunk, dim, n_objectives)[0] for chunk in data.reshape(-1, width)]
 
 
 def encode_keys(keys: list[tuple[int, int, int]]) -> np.ndarray:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from propulate_hpo.propagators.named import PROPAGATORS, PropagatorName
+from propulate_hpo.objectives import Objectives
+from propulate_hpo.propagators.named import MULTI_OBJECTIVE, PROPAGATORS, PropagatorName
 from propulate_hpo.surrogate import BestAtStep
 from shared_hpc.errors import UserError
 
@@ -39,7 +40,11 @@ class SearchOptions:
             the islands by their number of workers).
         budget_s: Wall-clock budget of the whole run in seconds.
         propagator: Breeding method: ga (the paper's GA plus 15 % elite samples), ga-paper (the
-            GA alone), a PSO variant, cma, cma-active or nelder-mead.
+            GA alone), a PSO variant, cma, cma-active, nelder-mead, or nsga2 for several
+            objectives; none: ga for one loss, nsga2 for several objectives.
+        objectives: Objectives of a multi-objective search, each name or name:max, e.g.
+            val_accuracy:max,energy_j (time_s and energy_j are measured when the loss does not
+            return them); none: one loss.
         pop_size: Breeding pool size; none: 2 x the island's workers, at least 8.
         islands: Number of islands; the workers are shared out evenly.
         island_sizes: Workers per island, e.g. 2,6 (instead of islands).
@@ -61,7 +66,8 @@ class SearchOptions:
     generations: int | None = None
     max_evaluations: int | None = None
     budget_s: float | None = None
-    propagator: PropagatorName = "ga"
+    propagator: PropagatorName | None = None
+    objectives: tuple[str, ...] | None = None
     pop_size: int | None = None
     islands: int = 1
     island_sizes: tuple[int, ...] | None = None
@@ -75,6 +81,13 @@ class SearchOptions:
     seed: int = 0
     log_every: int = 0
 
+    @property
+    def breeding(self) -> str:
+        """The name of the breeding method in force (``propagator`` or its default)."""
+        if self.propagator is not None:
+            return self.propagator
+        return MULTI_OBJECTIVE[0] if self.objectives else "ga"
+
     def __post_init__(self) -> None:
         if self.generations is None and self.max_evaluations is None and self.budget_s is None:
             object.__setattr__(self, "generations", DEFAULT_GENERATIONS)
@@ -84,10 +97,21 @@ class SearchOptions:
             _int_at_least("max_evaluations", self.max_evaluations, 1)
         if self.budget_s is not None and not self.budget_s > 0:
             raise UserError(f"budget_s must be > 0, got {self.budget_s}")
-        if self.propagator not in PROPAGATORS:
+        if self.propagator is not None and self.propagator not in PROPAGATORS:
             raise UserError(
                 f"unknown propagator {self.propagator!r}; choose from {list(PROPAGATORS)}"
             )
+        if self.objectives is not None:
+            object.__setattr__(self, "objectives", tuple(Objectives(self.objectives).to_list()))
+            if self.early_stopping is not None:
+                raise UserError("early stopping compares one loss; not with several objectives")
+        if self.objectives is not None and self.propagator not in (None, *MULTI_OBJECTIVE):
+            raise UserError(
+                f"propagator {self.propagator} breeds for one loss; with several objectives use "
+                f"{', '.join(MULTI_OBJECTIVE)} (the default) or a DeapToolbox"
+            )
+        if self.objectives is None and self.propagator in MULTI_OBJECTIVE:
+            raise UserError(f"propagator {self.propagator} needs objectives (--objectives)")
         if self.pop_size is not None:
             _int_at_least("pop_size", self.pop_size, 2)
         _int_at_least("islands", self.islands, 1)

@@ -41,6 +41,8 @@ class Row:
         version: Its number of migrations so far.
         current: Island-local index of the worker responsible for it (migration).
         genes: Its genes.
+        objectives: Its objectives as minimised, in a multi-objective search (``loss`` is then
+            the first of them).
     """
 
     worker: int
@@ -53,6 +55,7 @@ class Row:
     version: int
     current: int
     genes: np.ndarray
+    objectives: np.ndarray | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -67,9 +70,12 @@ class Population:
         space: The search space.
         owner: Global index of the worker holding this copy.
         capacity: Rows to allocate at first (the columns double when full).
+        n_objectives: Objectives per individual of a multi-objective search (0: one loss).
     """
 
-    def __init__(self, space: SearchSpace, owner: int = 0, capacity: int = 256) -> None:
+    def __init__(
+        self, space: SearchSpace, owner: int = 0, capacity: int = 256, n_objectives: int = 0
+    ) -> None:
         self.space = space
         self.owner = owner  # global index of the worker holding this copy
         self.n = 0
@@ -79,6 +85,9 @@ class Population:
             setattr(self, name, np.zeros(capacity, dtype=np.int64))
         for name in _FLOAT_COLUMNS:
             setattr(self, name, np.zeros(capacity))
+        # objectives as minimised, one row each, in a multi-objective search
+        self.objectives = np.zeros((capacity, n_objectives)) if n_objectives else None
+        self.activations: list[int] = []  # rows in the order they became active (NSGA-II)
         self.rows_by_key: dict[tuple[int, int], int] = {}
         self.seen: set[bytes] = set()  # gene bytes of every individual: no duplicate children
         self.lineage: dict[int, list[int]] = {}  # worker -> its rows in breeding order
@@ -101,6 +110,8 @@ class Population:
         self.active = np.resize(self.active, capacity)
         for name in _INT_COLUMNS + _FLOAT_COLUMNS:
             setattr(self, name, np.resize(getattr(self, name), capacity))
+        if self.objectives is not None:
+            self.objectives = np.resize(self.objectives, (capacity, self.objectives.shape[1]))
 
     def add(self, row: Row, active: bool = True) -> int:
         """Append ``row``; failed individuals are kept but never bred from.
@@ -120,6 +131,8 @@ class Population:
         self.worker[i], self.generation[i], self.island[i] = row.worker, row.generation, row.island
         self.status[i], self.version[i], self.current[i] = row.status, row.version, row.current
         self.loss[i], self.t_start[i], self.duration[i] = row.loss, row.t_start, row.duration
+        if self.objectives is not None:
+            self.objectives[i] = row.objectives if row.objectives is not None else np.inf
         self.rows_by_key[row.key] = i
         self.seen.add(row.genes.tobytes())
         self.lineage.setdefault(row.worker, []).append(i)
@@ -136,6 +149,8 @@ class Population:
         self.n_active += 1
         self._active_rows.append(i)
         self._active_array = None
+        if self.objectives is not None:
+            self.activations.append(i)
         if self._elite_valid and self._elite_cap > 0:
             entry = (float(self.loss[i]), i)
             if len(self._elite) < self._elite_cap or entry < self._elite[-1]:
@@ -253,6 +268,7 @@ class Population:
             int(self.version[i]),
             int(self.current[i]),
             self.genes[i].copy(),
+            None if self.objectives is None else self.objectives[i].copy(),
         )
 
     def is_duplicate(self, genes: np.ndarray) -> bool:

@@ -27,6 +27,7 @@ from propulate_hpo.checkpoint import CheckpointState, Evaluation, WorkerLog, loa
 from propulate_hpo.functions import Benchmark
 from propulate_hpo.islands import Islands
 from propulate_hpo.layout import check_topology, fully_connected, make_layout
+from propulate_hpo.objectives import Objectives
 from propulate_hpo.options import SearchOptions, search_options
 from propulate_hpo.population import CANCELLED, FAILED, OK, Population
 from propulate_hpo.propagators import Propagator
@@ -131,7 +132,12 @@ class Propulator:
 
     The loss function takes the parameter dict (and, if it accepts a second argument, the
     worker's communicator) and returns a float, a dict with ``"loss"`` and extra metrics, or is
-    a generator yielding intermediate losses (for early stopping with ``surrogate``).
+    a generator yielding intermediate losses (for early stopping with ``surrogate``). With
+    ``objectives`` (a multi-objective search) it returns a dict holding every objective's
+    name, or a tuple of them in order; ``time_s`` and ``energy_j`` are measured when it does not
+    give them (a generator's last yield and its return value together give the objectives). A
+    dict without an objective, or a tuple of the wrong length, marks the candidate failed, with
+    the reason.
     Exceptions and NaN/inf losses mark the candidate failed; the run goes on. ``SystemExit``
     and ``KeyboardInterrupt`` end the run: they leave ``run`` without waiting for other ranks
     (``shared_hpc.run_main`` or, in a script, the hook of ``get_comm`` then ends the MPI job).
@@ -162,6 +168,7 @@ class Propulator:
         pop_size: The breeding pool size of this rank's island.
         propagator: This rank's propagator.
         surrogate: The early-stopping surrogate, ``None`` without one.
+        objectives: The objectives of a multi-objective search, ``None`` for one loss.
         population: What this worker knows of its island (after ``run``, on worker roots).
 
     Raises:
@@ -191,6 +198,12 @@ class Propulator:
         self.options = options = search_options(options, **settings)
         if surrogate is not None and not isinstance(surrogate, Surrogate):
             raise TypeError("surrogate must be a propulate_hpo.surrogate.Surrogate")
+        self.objectives = None if options.objectives is None else Objectives(options.objectives)
+        clash = set(self.objectives.names if self.objectives else ()) & set(self.space.names)
+        if clash:
+            raise UserError(f"objective(s) named like parameters: {', '.join(sorted(clash))}")
+        if surrogate is not None and self.objectives is not None:
+            raise UserError("early stopping compares one loss; not with several objectives")
         if surrogate is not None and options.early_stopping is not None:
             raise UserError("give either a surrogate or an early_stopping margin, not both")
         if surrogate is None and options.early_stopping is not None:
@@ -215,11 +228,13 @@ class Propulator:
                 raise UserError(f"{len(propagator)} propagators for {layout.n_islands} islands")
             propagator = propagator[layout.island]
         if propagator is None:
-            propagator = make_propagator(options.propagator, self.space, self.pop_size)
+            propagator = make_propagator(options.breeding, self.space, self.pop_size)
         elif isinstance(propagator, Propagator):
             propagator.check(self.space)
         else:
             raise TypeError("propagator must be a propulate_hpo.propagators.Propagator")
+        propagator.check_objectives(self.objectives)
+        self._n_objectives = 0 if self.objectives is None else len(self.objectives)
         self.propagator = propagator
         self._pass_comm = _wants_comm(loss_fn)
         from shared_hpc.mpi import get_logger
@@ -249,6 +264,7 @@ class Propulator:
             layout.worker,
             self._responsible,
             layout.sizes[layout.island],
+            self._n_objectives,
         )
         self.queue = state.in_flight(layout.worker, layout.n_workers)
         # evaluations bred on this island (for max_evaluations): finished, and peers' in flight
@@ -299,10 +315,17 @@ class Propulator:
             self.space,
             layout,
             self.loss_fingerprint,
+            objectives=None if self.objectives is None else self.objectives.to_list(),
             force=options.force_resume,
         )
         if layout.is_root:
             self._setup_root(state)
+            self._energy_share = 0  # workers sharing this node's energy, if it is an objective
+            if self.objectives is not None and "energy_j" in self.objectives.measured:
+                from shared_hpc.mpi import split_by_node
+
+                assert layout.workers is not None
+                self._energy_share = split_by_node(layout.workers).Get_size()
         t_begin = layout.world.bcast(time.time(), root=0)
         if not layout.is_root:
             self._follow()
@@ -342,6 +365,7 @@ class Propulator:
             stats=self.islands.stats(),
             t_begin=t_begin,
             wall_s=wall,
+            objectives=self.objectives,
         )
 
     def _loop(self, deadline: float) -> None:
@@ -418,7 +442,7 @@ class Propulator:
         """Take in one message from another worker."""
         population = self.population
         if tag == messages.TAG_RESULT:
-            row, curve = messages.decode_row(data, self.space.dim)
+            row, curve = messages.decode_row(data, self.space.dim, self._n_objectives)
             self.heard += 1
             self.island_done += 1
             if self.peers_in_flight:
@@ -434,7 +458,7 @@ class Propulator:
             for worker, generation, version in messages.decode_keys(data):
                 population.deactivate((worker, generation), version)
         elif tag == messages.TAG_MIGRANTS:
-            self.islands.immigrate(messages.decode_rows(data, self.space.dim))
+            self.islands.immigrate(messages.decode_rows(data, self.space.dim, self._n_objectives))
 
     # -- evaluation ---------------------------------------------------------------------------
     def _call(self, params: dict[str, Any]) -> Any:
@@ -467,15 +491,25 @@ class Propulator:
         if layout.ranks_per_worker > 1:
             self._announce(genes)
         ev = Evaluation(key[0], key[1], layout.island, genes, time.time())
+        meter = self._start_meter()
         try:
             value = self._call(self.space.decode(genes))
             if isinstance(value, Iterator):
                 self._run_generator(value, ev)
-            else:
+                value = {"loss": ev.loss, **ev.metrics}
+            elif self.objectives is None:
                 ev.loss, ev.metrics = _split(value)
                 ev.status = OK
+            else:
+                ev.status = OK
+            if self.objectives is not None and ev.status == OK:
+                self._score(ev, value, meter)
+                meter = None
         except Exception as error:
             ev.status, ev.error = FAILED, f"{type(error).__name__}: {error}"[:2000]
+        finally:
+            if meter is not None:
+                meter.abandon()
         if ev.status != FAILED and not math.isfinite(ev.loss):
             ev.status, ev.error = FAILED, f"loss is {ev.loss}"
         if layout.ranks_per_worker > 1:
@@ -483,7 +517,7 @@ class Propulator:
             if helpers_failed and ev.status != FAILED:
                 ev.status, ev.error = FAILED, f"{helpers_failed} helper rank(s) raised"
         if ev.status == FAILED:
-            ev.loss = math.inf
+            ev.loss, ev.objectives = math.inf, None
         ev.duration = time.time() - ev.t_start
         ev.done = True
         if self.writer is not None:
@@ -502,6 +536,38 @@ class Propulator:
             for peer in layout.peers:
                 self._send(peer, messages.TAG_RESULT, data)
         return ev.duration
+
+    def _start_meter(self) -> Any:
+        """An ``EnergyMeter`` of this rank's node if energy is a measured objective, else
+        ``None``."""
+        if not self._energy_share:
+            return None
+        from shared_hpc import EnergyMeter
+        from shared_hpc.mpi import SerialComm
+
+        meter = EnergyMeter(SerialComm(), node_comm=SerialComm())
+        meter.start()
+        return meter
+
+    def _score(self, ev: Evaluation, value: Any, meter: Any) -> None:
+        """Set the objectives of a finished evaluation from what the loss function gave.
+
+        ``energy_j``, when the loss does not give it, is the energy of the worker's node during
+        the evaluation divided among the workers on that node (a share, not a measurement of
+        this candidate alone); ``energy_measured`` says whether it came from hardware counters.
+        """
+        assert self.objectives is not None
+        measured = {"time_s": time.time() - ev.t_start}
+        if meter is not None:
+            report = meter.stop()
+            measured["energy_j"] = report.total_joules / self._energy_share
+            ev.metrics["energy_measured"] = float(report.measured)
+        values = self.objectives.values(value, measured)
+        if isinstance(value, Mapping):  # every number it returned is kept, as for one loss
+            ev.metrics.update({str(k): float(v) for k, v in value.items()})
+        ev.metrics.update(values)
+        ev.objectives = self.objectives.minimised(values)
+        ev.loss = float(ev.objectives[0])
 
     def _run_generator(self, gen: Iterator[Any], ev: Evaluation) -> None:
         """Step a generator loss, letting the surrogate cancel it after each yield."""

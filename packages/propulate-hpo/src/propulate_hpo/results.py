@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from propulate_hpo.checkpoint import Evaluation
+    from propulate_hpo.objectives import Objectives
     from shared_hpc.records import Headline
 
 _INTS = ("worker", "generation", "island", "status", "steps")
@@ -131,6 +132,9 @@ class Result:
         n_workers: Workers of the run.
         n_islands: Islands of the run.
         ranks_per_worker: Ranks of each worker.
+        objectives: The objectives of a multi-objective search, ``None`` for one loss. The
+            history then has a column per objective (as returned) instead of ``loss``, and
+            ``pareto_front``, ``hypervolume_history`` and ``plot_front`` give the outcome.
     """
 
     space: SearchSpace
@@ -142,6 +146,7 @@ class Result:
     n_workers: int = 1
     n_islands: int = 1
     ranks_per_worker: int = 1
+    objectives: Objectives | None = None
 
     def __post_init__(self) -> None:
         self._history: pd.DataFrame | None = None
@@ -269,7 +274,7 @@ class Result:
             "worker": t.worker,
             "generation": t.generation,
             "island": t.island,
-            "loss": t.loss,
+            "loss": t.loss,  # with objectives, replaced by their columns below
             "status": np.array([STATUS_NAMES[s] for s in t.status.tolist()], dtype=object),
             "t_start": t.t_start - t0,
             "duration": t.duration,
@@ -279,6 +284,8 @@ class Result:
             "migrations": np.array([migrations.get(k, 0) for k in keys], dtype=np.int64),
             "error": errors,
         }
+        if self.objectives is not None:
+            del columns["loss"]
         columns.update(self.space.decode_columns(t.genes))
         for name, values in t.metrics.items():
             columns[name if name not in columns else f"metric_{name}"] = values
@@ -290,7 +297,10 @@ class Result:
     def metrics(self) -> dict[str, Any]:
         """The figures of a run record: best loss and parameters, evaluations by status,
         wall time, with several islands the migration counts, and where the loss reports
-        metrics of its own (energy, accuracy) those of every candidate."""
+        metrics of its own (energy, accuracy) those of every candidate. With objectives: the
+        Pareto front and its hypervolume instead of the best loss."""
+        if self.objectives is not None:
+            return self._front_metrics()
         best = self.best(1)
         metrics: dict[str, Any] = {
             "best_loss": self.best_loss,
@@ -308,11 +318,73 @@ class Result:
             metrics["candidates"] = history[columns].to_dict("records")
         return metrics
 
+    def _front_metrics(self) -> dict[str, Any]:
+        from propulate_hpo import front
+
+        assert self.objectives is not None
+        names = [*self.objectives.names, *self.space.names]
+        history = self.history
+        own = list(history.columns[-len(self.table.metrics) :])
+        metrics: dict[str, Any] = {
+            "objectives": self.objectives.to_list(),
+            "evaluations": self.n_evaluations,
+            "optimizer_wall_time_s": self.wall_time_s,
+            **self.counts(),
+            "hypervolume": self.hypervolume(),
+            "hypervolume_reference": self.objectives.as_returned(
+                front.reference_point(self)
+            ).tolist(),
+            "pareto_front": self.pareto_front()[names].to_dict("records"),
+            "candidates": history[["worker", "generation", "status", *own]].to_dict("records"),
+        }
+        if self.n_islands > 1:
+            metrics["migration"] = {str(k): v for k, v in self.migration_stats().items()}
+        return metrics
+
     def headline(self) -> Headline:
-        """The run's one figure: the best loss (the paper reports speed-ups, not losses)."""
+        """The run's one figure: the best loss (the paper reports speed-ups, not losses), or
+        with objectives the hypervolume of the front (reference: ``front.reference_point``)."""
         from shared_hpc.records import Headline
 
+        if self.objectives is not None:
+            return Headline("hypervolume of the Pareto front", self.hypervolume())
         return Headline("best loss", self.best_loss, higher_is_better=False)
+
+    def pareto_front(self) -> pd.DataFrame:
+        """The non-dominated finished candidates of a multi-objective search (see
+        ``front.pareto_front``)."""
+        from propulate_hpo.front import pareto_front
+
+        return pareto_front(self)
+
+    def hypervolume(self, reference: Sequence[float] | None = None) -> float:
+        """Hypervolume of the Pareto front (0 without finished candidates).
+
+        Args:
+            reference: The reference point in the objectives' own units and directions
+                (default: beyond the worst finished value by a tenth of the range).
+        """
+        from propulate_hpo.front import hypervolume_history
+
+        assert self.objectives is not None, "a search of one loss has no hypervolume"
+        ref = (
+            None
+            if reference is None
+            else self.objectives.minimised(dict(zip(self.objectives.names, reference, strict=True)))
+        )
+        curve = hypervolume_history(self, ref)
+        return float(curve["hypervolume"].iloc[-1]) if len(curve) else 0.0
+
+    def plot_front(self, path: str | Path) -> Path:
+        """Plot the Pareto front and the hypervolume over evaluations (see
+        ``front.plot_front``).
+
+        Args:
+            path: The PNG file.
+        """
+        from propulate_hpo.front import plot_front
+
+        return plot_front(self, path)
 
     def to_csv(self, path: str | Path) -> Path:
         """Write the history as CSV (atomically).
@@ -325,14 +397,17 @@ class Result:
         return path
 
     def summary(self) -> str:
-        """A few lines: evaluations by status, the three best candidates, migration counts."""
+        """A few lines: evaluations by status, the three best candidates (or the Pareto front),
+        migration counts."""
         counts = self.counts()
         lines = [
             f"{self.n_evaluations} evaluations ({counts['ok']} ok, {counts['failed']} failed, "
             f"{counts['cancelled']} cancelled) by {self.n_workers} worker(s) on "
             f"{self.n_islands} island(s) in {self.wall_time_s:.2f} s",
         ]
-        for i, best in enumerate(self.best(3), start=1):
+        if self.objectives is not None:
+            lines += self.front_lines()
+        for i, best in enumerate(self.best(3) if self.objectives is None else [], start=1):
             params = ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                 for k, v in best["params"].items()
@@ -353,14 +428,40 @@ class Result:
                 )
         return "\n".join(lines)
 
+    def front_lines(self, most: int = 12) -> list[str]:
+        """Lines on the Pareto front: its size and hypervolume, then up to ``most`` points.
+
+        Args:
+            most: Points to list.
+        """
+        assert self.objectives is not None
+        front = self.pareto_front()
+        lines = [
+            f"  Pareto front: {len(front)} candidate(s), hypervolume {self.hypervolume():.6g} "
+            f"({', '.join(self.objectives.to_list())})"
+        ]
+        for _, row in front.head(most).iterrows():
+            values = ", ".join(f"{n}={row[n]:.4g}" for n in self.objectives.names)
+            params = ", ".join(
+                f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}"
+                for k in self.space.names
+            )
+            lines.append(f"    {values}: {params[:160]}")
+        if len(front) > most:
+            lines.append(f"    ... {len(front) - most} more (pareto_front() / the front CSV)")
+        return lines
+
     def plot(self, path: str | Path) -> Path:
-        """Best loss so far over evaluations and over time, overall and per island (PNG).
+        """Best loss so far over evaluations and over time, overall and per island (PNG); with
+        objectives the Pareto front and the hypervolume over evaluations (``plot_front``).
 
         Args:
             path: The PNG file.
         """
         from matplotlib.figure import Figure
 
+        if self.objectives is not None:
+            return self.plot_front(path)
         path = Path(path)
         frame = self.history
         ok = frame[frame["status"] != "failed"]

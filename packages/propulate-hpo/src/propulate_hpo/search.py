@@ -14,6 +14,7 @@ from typing import Any
 
 from propulate_hpo.config import RunConfig
 from propulate_hpo.functions import BENCHMARKS, benchmark
+from propulate_hpo.mo_functions import MO_BENCHMARKS
 from propulate_hpo.propulator import LossFunction, propulate, require_run_memory
 from propulate_hpo.results import Result
 from propulate_hpo.space import SearchSpace
@@ -79,6 +80,9 @@ def load_problem(config: RunConfig) -> tuple[LossFunction, SearchSpace]:
     Raises:
         UserError: A loss function that cannot be loaded, or a bad search space file.
     """
+    if config.function in MO_BENCHMARKS:
+        problem = MO_BENCHMARKS[config.function]
+        return problem.loss, problem.space(config.dim)
     if config.function is not None:
         return benchmark(config.function, config.dim)
     assert config.loss is not None and config.space is not None  # RunConfig checks both
@@ -118,7 +122,8 @@ def run_search(config: RunConfig, comm: Comm | None = None) -> Result:
     """
     comm = get_comm() if comm is None else comm
     if config.function is not None:  # before its search space is built
-        dim = BENCHMARKS[config.function].dim if config.dim is None else config.dim
+        known = BENCHMARKS.get(config.function) or MO_BENCHMARKS[config.function]
+        dim = known.dim if config.dim is None else config.dim
         require_run_memory(dim, config, comm.Get_size() // config.ranks_per_worker)
     loss_fn, space = load_problem(config)
     fingerprint = loss_fingerprint(config)

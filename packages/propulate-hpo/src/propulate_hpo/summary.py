@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from propulate_hpo.checkpoint import read_checkpoint, read_meta
+from propulate_hpo.objectives import Objectives
 from propulate_hpo.results import Result, Table
 from propulate_hpo.space import SearchSpace
 
@@ -35,10 +36,11 @@ class CheckpointSummary:
     migration_events: int
 
     def summary(self, top: int = 5) -> str:
-        """A few lines: what the checkpoint holds and its ``top`` best candidates.
+        """A few lines: what the checkpoint holds and its ``top`` best candidates (with
+        objectives: its Pareto front, ``top`` points of it).
 
         Args:
-            top: How many of the best candidates to list.
+            top: How many of the best candidates (or front points) to list.
         """
         result = self.result
         counts = result.counts()
@@ -47,6 +49,8 @@ class CheckpointSummary:
             f"in flight, {self.migration_events} migration events, {result.n_islands} island(s)",
             f"  {counts['ok']} ok, {counts['failed']} failed, {counts['cancelled']} cancelled",
         ]
+        if result.objectives is not None:
+            return "\n".join(lines + result.front_lines(top))
         for i, best in enumerate(result.best(top), start=1):
             lines.append(f"  #{i} loss {best['loss']:.6g}  {json.dumps(best['params'])}")
         return "\n".join(lines)
@@ -74,6 +78,7 @@ def summarize_checkpoint(directory: str | Path) -> CheckpointSummary:
         table=Table.from_evaluations(finished, space.dim),
         n_islands=int(meta["islands"]),
         n_workers=len({e.worker for e in finished}),
+        objectives=Objectives(meta["objectives"]) if meta.get("objectives") else None,
     )
     return CheckpointSummary(
         directory=directory,

@@ -13,6 +13,7 @@ from propulate_hpo.propagators.base import (
     Stochastic,
 )
 from propulate_hpo.propagators.cmaes import CMAES, ActiveCMA, BasicCMA
+from propulate_hpo.propagators.deap_toolbox import DeapToolbox
 from propulate_hpo.propagators.elite import EliteGaussian
 from propulate_hpo.propagators.ga import (
     CrossoverBlend,
@@ -27,6 +28,12 @@ from propulate_hpo.propagators.ga import (
 )
 from propulate_hpo.propagators.named import PROPAGATORS, PropagatorName, make_propagator
 from propulate_hpo.propagators.nelder_mead import ParallelNelderMead
+from propulate_hpo.propagators.nsga2 import (
+    CrossoverSBX,
+    PolynomialMutation,
+    SelectCrowdedTournament,
+    nsga2_propagator,
+)
 from propulate_hpo.propagators.pso import (
     BasicPSO,
     CanonicalPSO,
@@ -46,7 +53,9 @@ __all__ = [
     "ConstrictionPSO",
     "CrossoverBlend",
     "CrossoverMultiPoint",
+    "CrossoverSBX",
     "CrossoverUniform",
+    "DeapToolbox",
     "DefaultGenetic",
     "EliteGaussian",
     "InitUniform",
@@ -54,10 +63,12 @@ __all__ = [
     "Mixture",
     "ParallelNelderMead",
     "PointMutation",
+    "PolynomialMutation",
     "Propagator",
     "PropagatorName",
     "RandomPointMutation",
     "SelectBest",
+    "SelectCrowdedTournament",
     "SelectTournament",
     "SelectUniform",
     "SelectWorst",
@@ -66,4 +77,5 @@ __all__ = [
     "default_chain",
     "default_propagator",
     "make_propagator",
+    "nsga2_propagator",
 ]

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from propulate_hpo.population import Pool
 from propulate_hpo.space import SearchSpace
 from shared_hpc.errors import UserError
+
+if TYPE_CHECKING:
+    from propulate_hpo.objectives import Objectives
 
 
 def distinct_pair(u: float, v: float, n: int) -> tuple[int, int]:
@@ -110,6 +114,16 @@ class Propagator:
             UserError: It cannot work on ``space``.
         """
 
+    def check_objectives(self, objectives: Objectives | None) -> None:
+        """Raise a clear error if this propagator cannot breed for the search's objectives.
+
+        Args:
+            objectives: The objectives of a multi-objective search, ``None`` for one loss.
+
+        Raises:
+            UserError: It cannot breed for them.
+        """
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -147,6 +161,10 @@ class Compose(Propagator):
         for propagator in self.propagators:
             propagator.check(space)
 
+    def check_objectives(self, objectives: Objectives | None) -> None:
+        for propagator in self.propagators:
+            propagator.check_objectives(objectives)
+
     def __repr__(self) -> str:
         return f"Compose({self.propagators!r})"
 
@@ -176,6 +194,10 @@ class Conditional(Propagator):
         self.if_enough.check(space)
         self.otherwise.check(space)
 
+    def check_objectives(self, objectives: Objectives | None) -> None:
+        self.if_enough.check_objectives(objectives)
+        self.otherwise.check_objectives(objectives)
+
     def __repr__(self) -> str:
         return f"Conditional({self.pop_size}, {self.if_enough!r}, {self.otherwise!r})"
 
@@ -199,6 +221,9 @@ class Stochastic(Propagator):
 
     def check(self, space: SearchSpace) -> None:
         self.propagator.check(space)
+
+    def check_objectives(self, objectives: Objectives | None) -> None:
+        self.propagator.check_objectives(objectives)
 
 
 class Mixture(Propagator):
@@ -236,6 +261,10 @@ class Mixture(Propagator):
     def check(self, space: SearchSpace) -> None:
         for propagator in self.propagators:
             propagator.check(space)
+
+    def check_objectives(self, objectives: Objectives | None) -> None:
+        for propagator in self.propagators:
+            propagator.check_objectives(objectives)
 
     def __repr__(self) -> str:
         weights = np.diff([0.0, *self.cumulative]).round(6).tolist()

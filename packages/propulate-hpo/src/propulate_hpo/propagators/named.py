@@ -14,6 +14,7 @@ from propulate_hpo.propagators.base import Propagator
 from propulate_hpo.propagators.cmaes import CMAES
 from propulate_hpo.propagators.ga import default_propagator
 from propulate_hpo.propagators.nelder_mead import ParallelNelderMead
+from propulate_hpo.propagators.nsga2 import nsga2_propagator
 from propulate_hpo.propagators.pso import (
     BasicPSO,
     CanonicalPSO,
@@ -33,8 +34,10 @@ PropagatorName = Literal[
     "cma",
     "cma-active",
     "nelder-mead",
+    "nsga2",
 ]
 PROPAGATORS: tuple[str, ...] = get_args(PropagatorName)
+MULTI_OBJECTIVE = ("nsga2",)  # the named propagators that breed for several objectives
 
 _MAKERS: dict[str, Callable[[SearchSpace, int], Propagator]] = {
     "ga": lambda space, pop_size: default_propagator(pop_size, space),
@@ -46,6 +49,7 @@ _MAKERS: dict[str, Callable[[SearchSpace, int], Propagator]] = {
     "cma": lambda space, pop_size: CMAES(active=False),
     "cma-active": lambda space, pop_size: CMAES(active=True),
     "nelder-mead": lambda space, pop_size: ParallelNelderMead(),
+    "nsga2": lambda space, pop_size: nsga2_propagator(pop_size),
 }
 
 
@@ -55,7 +59,8 @@ def make_propagator(name: str, space: SearchSpace, pop_size: int) -> Propagator:
     Args:
         name: One of ``PROPAGATORS``: ``ga`` (the paper's GA plus elite samples, the default),
             ``ga-paper`` (the GA alone), ``pso``, ``pso-clamping``, ``pso-constriction``,
-            ``pso-canonical``, ``cma``, ``cma-active`` or ``nelder-mead``.
+            ``pso-canonical``, ``cma``, ``cma-active``, ``nelder-mead`` or ``nsga2`` (several
+            objectives).
         space: The search space it breeds in.
         pop_size: The breeding pool size (used by the two GAs).
 
