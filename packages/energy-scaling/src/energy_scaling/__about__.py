@@ -1,0 +1,3 @@
+"""Version of the energy-scaling distribution (read by hatchling and by run records)."""
+
+__version__ = "0.1.0"
