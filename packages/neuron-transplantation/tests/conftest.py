@@ -16,6 +16,10 @@ SPECS = {
     "mlp": ModelSpec("mlp", (1, 8, 8), 10, width=16, depth=2),
     "lenet": ModelSpec("lenet", (1, 8, 8), 10, width=16),
     "lenet-bn": ModelSpec("lenet-bn", (1, 8, 8), 10, width=16),
+    "vgg": ModelSpec("vgg", (1, 8, 8), 10, width=16),
+    "vgg-bn": ModelSpec("vgg-bn", (1, 8, 8), 10, width=16),
+    "resnet": ModelSpec("resnet", (1, 8, 8), 10, width=16),
+    "cnn1d": ModelSpec("cnn1d", (1, 8, 8), 10, width=16),
 }
 
 

@@ -8,26 +8,25 @@ import pytest
 import torch
 from neuron_transplantation.alignment import _apply, _permutation, average_weights
 from neuron_transplantation.fusion import fuse
-from neuron_transplantation.graph import trace_chain
+from neuron_transplantation.graph import trace_network
 
 X = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(7))
 
 
 def _permuted(model, seed):
     """``model`` with the channels of every hidden layer shuffled: the same function."""
-    chain = trace_chain(model, X)
+    network = trace_network(model, X)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(seed)
-    for i, layer in enumerate(chain.layers[:-1]):
-        _apply(
-            state, chain, i, _permutation(rng.permutation(state[f"{layer.name}.weight"].shape[0]))
-        )
+    for group, width in network.widths(model).items():
+        if group != network.output:
+            _apply(state, network, group, _permutation(rng.permutation(width)))
     other = copy.deepcopy(model)
     other.load_state_dict(state)
     return other
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet", "lenet-bn"])
+@pytest.mark.parametrize("arch", ["mlp", "lenet", "lenet-bn", "vgg-bn", "resnet", "cnn1d"])
 def test_ot_fusion_of_a_model_with_itself_returns_it(arch, specs, random_members):
     model = random_members(specs[arch], 1)[0]
     fused = fuse([model, copy.deepcopy(model)], X, "ot").model
@@ -36,7 +35,7 @@ def test_ot_fusion_of_a_model_with_itself_returns_it(arch, specs, random_members
 
 
 @pytest.mark.parametrize("method", ["ot", "wm"])
-@pytest.mark.parametrize("arch", ["mlp", "lenet-bn"])
+@pytest.mark.parametrize("arch", ["mlp", "lenet-bn", "vgg", "resnet", "cnn1d"])
 def test_alignment_undoes_a_permutation_that_plain_averaging_cannot(
     method, arch, specs, random_members
 ):

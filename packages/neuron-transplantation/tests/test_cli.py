@@ -82,7 +82,7 @@ def test_fuse_finetune_and_compare_an_ensemble(tmp_path, ensemble_file):
                 "--output",
                 str(compared),
                 "--methods",
-                "nt,avg",
+                "nt,avg,kd",
                 "--finetune.epochs",
                 "1",
             ]
@@ -90,7 +90,8 @@ def test_fuse_finetune_and_compare_an_ensemble(tmp_path, ensemble_file):
         == 0
     )
     table = (compared / "comparison.md").read_text()
-    assert "| nt |" in table and "| avg |" in table and "| ot |" not in table
+    assert "| nt |" in table and "| avg |" in table and "| kd |" in table
+    assert "| ot |" not in table
 
 
 def test_flags_win_over_the_toml_file(tmp_path, ensemble_file):

@@ -1,18 +1,28 @@
 """Training and fine-tuning: selections use the validation split, never the test split (the
 authors validated on the test loader); fine-tuning a fused model recovers accuracy."""
 
+import copy
 import dataclasses
 
 import pytest
 import torch
 from neuron_transplantation.checkpoint import CheckpointError, DataInfo
-from neuron_transplantation.config import FinetuneConfig, TrainConfig
+from neuron_transplantation.compare import compare
+from neuron_transplantation.config import CompareConfig, FinetuneConfig, TrainConfig
 from neuron_transplantation.data import load_split
+from neuron_transplantation.distill import distill
+from neuron_transplantation.federated import fedavg
 from neuron_transplantation.fusion import Ensemble, fuse
-from neuron_transplantation.train import accuracy, finetune, train_members
+from neuron_transplantation.train import (
+    accuracy,
+    finetune,
+    reset_batch_norm,
+    shard,
+    train_members,
+)
 from torch.utils.data import TensorDataset
 
-from shared_hpc import SerialComm
+from shared_hpc import SerialComm, UserError
 
 CONFIG = TrainConfig(members=2, epochs=3, width=16)
 
@@ -70,3 +80,81 @@ def test_mnist1d_is_generated_locally_and_split():
     assert data.input_shape == (40,) and data.classes == 10
     assert (len(data.train), len(data.validation), len(data.test)) == (3200, 800, 1000)
     assert abs(float(data.train.tensors[0].mean())) < 1e-3
+
+
+def test_distillation_moves_the_student_towards_the_ensemble(split):
+    members = train_members(dataclasses.replace(CONFIG, epochs=4), split, SerialComm())
+    x = split.train.tensors[0]
+    teacher = torch.log_softmax(Ensemble(members.models)(x), 1).detach()
+
+    def divergence(model):
+        with torch.no_grad():
+            own = torch.log_softmax(model(x), 1)
+        return float(torch.nn.functional.kl_div(own, teacher, log_target=True, reduction="sum"))
+
+    best = members.best()
+    student = copy.deepcopy(members.models[best])
+    curve = distill(
+        members.models, student, split, FinetuneConfig(epochs=3), temperature=1.0, alpha=1.0
+    )
+    assert len(curve) == 4 and curve[0] == pytest.approx(members.validation[best])
+    assert divergence(student) < 0.5 * divergence(members.models[best])
+
+
+def test_shards_are_disjoint_and_cover_the_training_data(split):
+    parts = [shard(split.train, i, 3, seed=0) for i in range(3)]
+    rows = [{tuple(r.tolist()) for r in p.tensors[0].flatten(1)} for p in parts]
+    assert sum(len(p) for p in parts) == len(split.train)
+    assert not (rows[0] & rows[1]) and not (rows[1] & rows[2])
+    members = train_members(dataclasses.replace(CONFIG, shards=True), split, SerialComm())
+    alone = train_members(dataclasses.replace(CONFIG, shards=False), split, SerialComm())
+    assert not torch.equal(members.models[0].layers[1].weight, alone.models[0].layers[1].weight)
+
+
+def test_fedavg_learns_from_every_shard_where_averaging_strangers_does_not(split):
+    config = dataclasses.replace(CONFIG, members=3, epochs=9, width=32, lr=0.05, shards=True)
+    _, curve = fedavg(config, split, rounds=3, comm=SerialComm())
+    assert len(curve) == 3 and curve[-1] > 0.8 and curve[-1] > curve[0]
+    strangers = train_members(config, split, SerialComm())  # independent initialisations
+    assert accuracy(fuse(strangers.models, split.train.tensors[0][:8], "avg").model,
+                    split.validation) < curve[-1] - 0.2  # fmt: skip
+    with pytest.raises(UserError, match="must divide the epochs"):
+        fedavg(config, split, rounds=2, comm=SerialComm())
+
+
+def test_a_rerun_resumes_member_by_member_and_refuses_other_settings(split, tmp_path):
+    first = train_members(CONFIG, split, SerialComm(), folder=tmp_path)
+    (tmp_path / "members" / "member-1.pt").unlink()  # as if the run died during member 1
+    trained = []
+    again = train_members(CONFIG, split, SerialComm(), lambda i, e, a: trained.append(i), tmp_path)
+    assert set(trained) == {1}
+    assert again.validation == first.validation
+    for a, b in zip(first.models, again.models, strict=True):
+        for key, value in a.state_dict().items():
+            assert torch.equal(value, b.state_dict()[key])
+    with pytest.raises(UserError, match=r"member-0.pt was trained with epochs = 3, this run has 4"):
+        train_members(dataclasses.replace(CONFIG, epochs=4), split, SerialComm(), folder=tmp_path)
+
+
+def test_resetting_batch_norm_statistics_restores_a_fused_network(split, specs, random_members):
+    trained = train_members(
+        dataclasses.replace(CONFIG, arch="lenet-bn", width=32, epochs=3), split, SerialComm()
+    )
+    members = trained.models
+    fused = fuse(members, split.train.tensors[0][:8], "nt").model
+    before = accuracy(fused, split.validation)
+    norm = fused.norm1
+    assert reset_batch_norm(fused, split.train)
+    x = split.train.tensors[0]
+    torch.testing.assert_close(
+        norm.running_mean, fused.conv1(x).mean((0, 2, 3)), rtol=1e-2, atol=1e-3
+    )  # a mean of batch means: the last, smaller batch weighs a little more
+    assert not fused.training and norm.momentum == 0.1
+    assert accuracy(fused, split.validation) > before + 0.2
+    assert not reset_batch_norm(random_members(specs["mlp"], 1)[0], split.train)
+    plain, reset = (
+        compare(members, trained.validation, split, CompareConfig(
+            methods=("nt",), reset_batch_norm=flag, finetune=FinetuneConfig(epochs=0)))
+        for flag in (False, True)
+    )  # fmt: skip
+    assert reset.methods[0].test_fused > plain.methods[0].test_fused + 0.2

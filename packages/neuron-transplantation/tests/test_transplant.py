@@ -6,9 +6,14 @@ import copy
 import pytest
 import torch
 from neuron_transplantation.fusion import Ensemble, fuse
-from neuron_transplantation.graph import trace_chain
+from neuron_transplantation.graph import trace_network
 from neuron_transplantation.models import build_model
-from neuron_transplantation.transplant import concatenate, fuse_transplant, transplant
+from neuron_transplantation.transplant import (
+    concatenate,
+    fuse_transplant,
+    prune,
+    transplant,
+)
 from torch import nn
 
 from shared_hpc import UserError
@@ -16,24 +21,29 @@ from shared_hpc import UserError
 X = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(99))
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet", "lenet-bn"])
+ARCHS = ["mlp", "lenet", "lenet-bn", "vgg", "vgg-bn", "resnet", "cnn1d"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("count", [2, 3])
 def test_the_wide_model_computes_the_ensemble_average(arch, count, specs, random_members):
     members = random_members(specs[arch], count)
-    wide = concatenate(members, trace_chain(members[0], X))
+    network = trace_network(members[0], X)
+    wide = concatenate(members, network)
     expected = Ensemble(members)(X)
     torch.testing.assert_close(wide(X), expected, rtol=1e-5, atol=1e-5)
-    widths = trace_chain(members[0], X).widths(members[0])
-    assert trace_chain(members[0], X).widths(wide)[:-1] == [count * w for w in widths[:-1]]
+    widths, wider = network.widths(members[0]), network.widths(wide)
+    assert {g: wider[g] for g in network.hidden} == {g: count * widths[g] for g in network.hidden}
+    assert wider[network.output] == widths[network.output]
 
 
 def test_the_wide_model_equals_the_ensemble_in_training_mode_too(specs, random_members):
     members = [m.train() for m in random_members(specs["lenet-bn"], 2)]  # batch statistics
-    wide = concatenate(members, trace_chain(members[0], X))
+    wide = concatenate(members, trace_network(members[0], X))
     torch.testing.assert_close(wide(X), Ensemble(members)(X), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet", "lenet-bn"])
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("variant", ["one-shot", "iterative", "hierarchical"])
 def test_the_fused_model_has_the_original_shapes_and_loads_into_the_class(
     arch, variant, specs, random_members
@@ -55,9 +65,10 @@ def test_pruning_keeps_the_channels_of_largest_group_magnitude(specs, random_mem
             layer.weight.mul_(10)
         loud.layers[3].weight.mul_(10)
         loud.layers[5].weight.mul_(10)
-    result = transplant([quiet, loud], trace_chain(quiet, X))
+    result = transplant([quiet, loud], trace_network(quiet, X))
     width = specs["mlp"].width
-    for kept in result.kept:  # wide channels width..2*width-1 are member 1's
+    assert len(result.kept) == 2
+    for kept in result.kept.values():  # wide channels width..2*width-1 are member 1's
         assert kept.tolist() == list(range(width, 2 * width))
     torch.testing.assert_close(result.model.layers[1].weight, loud.layers[1].weight)
 
@@ -111,10 +122,11 @@ def test_the_layer_order_comes_from_the_forward_graph():
     for i in range(2):
         torch.manual_seed(i)
         members.append(Scrambled().eval())
-    chain = trace_chain(members[0], X)
-    assert [layer.name for layer in chain.layers] == ["stem", "middle", "head"]
-    assert chain.layers[0].norm == "norm" and chain.layers[1].spread == 4
-    wide = concatenate(members, chain)
+    network = trace_network(members[0], X)
+    assert [layer.name for layer in network.layers] == ["stem", "middle", "head"]
+    assert [(n.name, n.group) for n in network.norms] == [("norm", 0)]
+    assert network.layers[1].spread == 4
+    wide = concatenate(members, network)
     torch.testing.assert_close(wide(X), Ensemble(members)(X), rtol=1e-5, atol=1e-5)
     fused = fuse_transplant(members, X)
     Scrambled().load_state_dict(fused.state_dict())
@@ -152,11 +164,43 @@ class WithLayerNorm(nn.Module):
         return self.b(self.n(self.a(x.flatten(1))))
 
 
+class SquashedHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        return torch.tanh(self.b(torch.relu(self.a(x.flatten(1)))))
+
+
+class SquaredHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = self.b(torch.relu(self.a(x.flatten(1))))
+        return y * y / 2  # x * x is not linear, though one tensor
+
+
+class Concatenating(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(64, 16), nn.Linear(64, 16), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return self.c(torch.cat([self.a(x), self.b(x)], 1))
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        (Residual(), "branches after"),
-        (WithLayerNorm(), r"unsupported operation n \(LayerNorm\)"),
+        (Residual(), "adds the raw input to hidden channels"),
+        (WithLayerNorm(), r"n \(LayerNorm\): a LayerNorm over the members' concatenated"),
+        (SquashedHead(), "a non-linear operation after the last layer"),
+        (SquaredHead(), "a non-linear operation after the last layer"),
+        (Concatenating(), "unsupported operation call_function cat"),
     ],
 )
 def test_unsupported_networks_are_refused_not_fused_wrongly(model, message):
@@ -172,3 +216,71 @@ def test_fusion_leaves_the_members_unchanged(specs, random_members):
     for member, state in zip(members, before, strict=True):
         for key, value in member.state_dict().items():
             assert torch.equal(value, state[key])
+
+
+def test_channels_joined_by_a_residual_addition_share_one_group(specs, random_members):
+    members = random_members(specs["resnet"], 2)
+    network = trace_network(members[0], X)
+    group = {layer.name: layer.target for layer in network.layers}
+    stream = {"stem.0", "blocks.0.conv2", "blocks.1.conv2"}  # stage 1: identity shortcuts
+    assert len({group[name] for name in stream}) == 1
+    assert group["blocks.2.conv2"] == group["blocks.2.shortcut.0"] == group["blocks.3.conv2"]
+    assert len(set(group.values())) == 12 + 1  # 4 streams + 8 block interiors + output
+    wide = concatenate(members, network)
+    torch.testing.assert_close(wide(X), Ensemble(members)(X), rtol=1e-5, atol=1e-5)
+    # the projection shortcut of the wide model is block-diagonal: no member reads another's
+    shortcut = wide.get_submodule("blocks.2.shortcut.0").weight
+    half_out, half_in = shortcut.shape[0] // 2, shortcut.shape[1] // 2
+    assert shortcut[:half_out, half_in:].abs().sum() == 0
+    assert shortcut[half_out:, :half_in].abs().sum() == 0
+    assert shortcut[:half_out, :half_in].abs().sum() > 0
+
+
+def test_torchvision_resnet18_is_fused_exactly_and_loads_into_its_class():
+    torchvision = pytest.importorskip("torchvision")
+    members = []
+    for i in range(2):
+        torch.manual_seed(i)
+        members.append(torchvision.models.resnet18(num_classes=10).eval())
+    images = torch.randn(2, 3, 32, 32)
+    network = trace_network(members[0], images)
+    wide = concatenate(members, network)
+    torch.testing.assert_close(wide(images), Ensemble(members)(images), rtol=1e-4, atol=1e-4)
+    result = transplant(members, network)
+    fresh = torchvision.models.resnet18(num_classes=10)
+    fresh.load_state_dict(result.model.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "lenet-bn", "vgg", "resnet", "cnn1d"])
+@pytest.mark.parametrize("weights", [None, [0.75, 0.25]])
+def test_pruning_from_the_members_equals_pruning_the_built_wide_model(
+    arch, weights, specs, random_members
+):
+    members = random_members(specs[arch], 2)
+    network = trace_network(members[0], X)
+    expected, expected_kept = prune(concatenate(members, network, weights), network, members[0])
+    result = transplant(members, network, weights)
+    assert {g: k.tolist() for g, k in result.kept.items()} == {
+        g: k.tolist() for g, k in expected_kept.items()
+    }
+    for key, value in expected.state_dict().items():
+        torch.testing.assert_close(result.model.state_dict()[key], value)
+
+
+class ScaledHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = self.b(torch.relu(self.a(x.flatten(1)))) / 2 + 1
+        return nn.functional.dropout(y, 0.1, self.training)
+
+
+def test_linear_operations_after_the_last_layer_are_fused_exactly():
+    members = []
+    for i in range(2):
+        torch.manual_seed(i)
+        members.append(ScaledHead().eval())
+    wide = concatenate(members, trace_network(members[0], X))
+    torch.testing.assert_close(wide.eval()(X), Ensemble(members)(X), rtol=1e-5, atol=1e-5)

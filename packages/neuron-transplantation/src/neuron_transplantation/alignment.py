@@ -13,8 +13,12 @@ towards an anchor member (member 0) before averaging:
   uniform marginals, Euclidean ground cost); the transport map then aligns the next layer's
   inputs. With equal widths the exact transport is a permutation.
 
-Both act on the per-channel tensors the traced ``Chain`` names: a layer's rows, its bias, its
-batch norm (parameters and statistics) and the next layer's input columns.
+Both permute whole channel groups (``graph.Network``): the rows and biases of every layer writing
+a group, its batch norms (parameters and statistics) and the columns of every layer reading it,
+so channels joined by a residual addition move together. In a residual network OT aligns the
+groups in the order of their first layer with the weights as they are at that moment; a group
+joined by additions also holds rows of later layers whose inputs are not aligned yet (Singh &
+Jaggi's OT fusion is defined for chains; this is an approximation there).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuron_transplantation.graph import Chain
+from neuron_transplantation.graph import Network
 
 __all__ = ["average_weights", "ot_fuse", "weight_matching_fuse"]
 
@@ -49,39 +53,51 @@ def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _apply(state: dict[str, torch.Tensor], chain: Chain, i: int, mapping: torch.Tensor) -> None:
-    """Map hidden layer ``i``'s channels by ``mapping`` (new × old) in ``state``, in place."""
-    layer, following = chain.layers[i], chain.layers[i + 1]
-    mapping = mapping.to(state[f"{layer.name}.weight"].dtype)
-    weight = state[f"{layer.name}.weight"]
-    state[f"{layer.name}.weight"] = torch.einsum("ba,a...->b...", mapping, weight)
-    keys = [f"{layer.name}.bias"] + [f"{layer.norm}.{k}" for k in NORM_KEYS if layer.norm]
-    for key in keys:
-        if key in state:
-            state[key] = mapping @ state[key]
-    nxt = state[f"{following.name}.weight"]
-    grouped = nxt.reshape(nxt.shape[0], weight.shape[0], following.spread, -1)
-    mapped = torch.einsum("oasr,ba->obsr", grouped, mapping)
-    state[f"{following.name}.weight"] = mapped.reshape(nxt.shape)
+def _apply(
+    state: dict[str, torch.Tensor], network: Network, group: int, mapping: torch.Tensor
+) -> None:
+    """Map hidden ``group``'s channels by ``mapping`` (new × old) in ``state``, in place."""
+    for layer in network.writers(group):
+        weight = state[f"{layer.name}.weight"]
+        mapping = mapping.to(weight.dtype)
+        state[f"{layer.name}.weight"] = torch.einsum("ba,a...->b...", mapping, weight)
+        if f"{layer.name}.bias" in state:
+            state[f"{layer.name}.bias"] = mapping @ state[f"{layer.name}.bias"]
+    for norm in network.norms_of(group):
+        for key in NORM_KEYS:
+            if f"{norm.name}.{key}" in state:
+                state[f"{norm.name}.{key}"] = mapping @ state[f"{norm.name}.{key}"]
+    for layer in network.readers(group):
+        nxt = state[f"{layer.name}.weight"]
+        grouped = nxt.reshape(nxt.shape[0], len(mapping), layer.spread, -1)
+        mapped = torch.einsum("oasr,ba->obsr", grouped, mapping.to(nxt.dtype))
+        state[f"{layer.name}.weight"] = mapped.reshape(nxt.shape)
 
 
-def _rows(state: dict[str, torch.Tensor], chain: Chain, i: int) -> torch.Tensor:
-    """Each output channel of layer ``i`` as one vector: weights, bias, batch-norm affine."""
-    layer = chain.layers[i]
-    weight = state[f"{layer.name}.weight"]
-    parts = [weight.reshape(weight.shape[0], -1)]
-    keys = [f"{layer.name}.bias"] + [f"{layer.norm}.{k}" for k in ("weight", "bias") if layer.norm]
-    parts += [state[k][:, None] for k in keys if k in state]
+def _rows(state: dict[str, torch.Tensor], network: Network, group: int) -> torch.Tensor:
+    """Each channel of ``group`` as one vector: weights and biases of the layers writing it,
+    batch-norm affine parameters."""
+    parts = []
+    for layer in network.writers(group):
+        weight = state[f"{layer.name}.weight"]
+        parts.append(weight.reshape(weight.shape[0], -1))
+        if f"{layer.name}.bias" in state:
+            parts.append(state[f"{layer.name}.bias"][:, None])
+    for norm in network.norms_of(group):
+        parts += [state[f"{norm.name}.{k}"][:, None] for k in ("weight", "bias")
+                  if f"{norm.name}.{k}" in state]  # fmt: skip
     return torch.cat(parts, 1).double()
 
 
-def _columns(state: dict[str, torch.Tensor], chain: Chain, i: int) -> torch.Tensor:
-    """Each output channel of layer ``i`` as the vector of its weights in layer ``i + 1``."""
-    following = chain.layers[i + 1]
-    nxt = state[f"{following.name}.weight"]
-    channels = state[f"{chain.layers[i].name}.weight"].shape[0]
-    grouped = nxt.reshape(nxt.shape[0], channels, following.spread, -1)
-    return grouped.transpose(0, 1).reshape(channels, -1).double()
+def _columns(state: dict[str, torch.Tensor], network: Network, group: int) -> torch.Tensor:
+    """Each channel of ``group`` as the vector of its weights in the layers reading it."""
+    channels = len(_rows(state, network, group))
+    parts = []
+    for layer in network.readers(group):
+        nxt = state[f"{layer.name}.weight"]
+        grouped = nxt.reshape(nxt.shape[0], channels, layer.spread, -1)
+        parts.append(grouped.transpose(0, 1).reshape(channels, -1))
+    return torch.cat(parts, 1).double()
 
 
 def _permutation(order: np.ndarray) -> torch.Tensor:
@@ -100,74 +116,77 @@ def _load(template: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
 def _match(
     anchor: dict[str, torch.Tensor],
     member: dict[str, torch.Tensor],
-    chain: Chain,
+    network: Network,
     rng: np.random.Generator,
     max_sweeps: int,
 ) -> dict[str, torch.Tensor]:
-    """``member`` permuted to match ``anchor`` by coordinate descent over the hidden layers."""
+    """``member`` permuted to match ``anchor`` by coordinate descent over the hidden groups."""
     from scipy.optimize import linear_sum_assignment
 
-    hidden = len(chain.layers) - 1
-    orders = [np.arange(anchor[f"{chain.layers[i].name}.weight"].shape[0]) for i in range(hidden)]
+    hidden = network.hidden
+    orders = {g: np.arange(len(_rows(anchor, network, g))) for g in hidden}
 
     def permuted(skip: int | None) -> dict[str, torch.Tensor]:
         state = dict(member)
-        for i in range(hidden):
-            if i != skip:
-                _apply(state, chain, i, _permutation(orders[i]))
+        for g in hidden:
+            if g != skip:
+                _apply(state, network, g, _permutation(orders[g]))
         return state
 
     for _ in range(max_sweeps):
         changed = False
-        for i in rng.permutation(hidden):
-            state = permuted(skip=int(i))
-            similarity = _rows(anchor, chain, i) @ _rows(state, chain, i).T
-            similarity += _columns(anchor, chain, i) @ _columns(state, chain, i).T
+        for g in rng.permutation(hidden):
+            state = permuted(skip=int(g))
+            similarity = _rows(anchor, network, g) @ _rows(state, network, g).T
+            similarity += _columns(anchor, network, g) @ _columns(state, network, g).T
             _, order = linear_sum_assignment(similarity.numpy(), maximize=True)
-            changed |= not np.array_equal(order, orders[i])
-            orders[i] = order
+            changed |= not np.array_equal(order, orders[g])
+            orders[g] = order
         if not changed:
             break
     return permuted(skip=None)
 
 
 def weight_matching_fuse(
-    members: Sequence[nn.Module], chain: Chain, seed: int = 0, max_sweeps: int = 100
+    members: Sequence[nn.Module], network: Network, seed: int = 0, max_sweeps: int = 100
 ) -> nn.Module:
     """Permute every member onto member 0 by weight matching, then average the weights.
 
     Args:
-        members: Models of one architecture whose layer order is ``chain``.
-        chain: The traced layer order.
+        members: Models of one architecture whose channel groups are ``network``.
+        network: The traced channel groups.
         seed: Seed of the order in which layers are visited.
         max_sweeps: Upper bound on passes over all layers (it stops once none changes).
     """
     rng = np.random.default_rng(seed)
     anchor = _tensors(members[0])
     aligned = [members[0]] + [
-        _load(members[0], _match(anchor, _tensors(m), chain, rng, max_sweeps)) for m in members[1:]
+        _load(members[0], _match(anchor, _tensors(m), network, rng, max_sweeps))
+        for m in members[1:]
     ]
     return average_weights(aligned)
 
 
-def _transport(anchor: dict[str, torch.Tensor], member: dict[str, torch.Tensor], chain: Chain):
-    """``member`` aligned onto ``anchor`` by exact optimal transport, layer by layer."""
+def _transport(
+    anchor: dict[str, torch.Tensor], member: dict[str, torch.Tensor], network: Network
+) -> dict[str, torch.Tensor]:
+    """``member`` aligned onto ``anchor`` by exact optimal transport, group by group."""
     import ot
 
     state = dict(member)
-    for i in range(len(chain.layers) - 1):
-        theirs, ours = _rows(state, chain, i).numpy(), _rows(anchor, chain, i).numpy()
+    for g in network.hidden:
+        theirs, ours = _rows(state, network, g).numpy(), _rows(anchor, network, g).numpy()
         n_a, n_b = len(theirs), len(ours)
         cost = ot.dist(theirs, ours, metric="euclidean")
         plan = ot.emd(np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b), cost)
-        _apply(state, chain, i, torch.from_numpy(plan.T * n_b).float())
+        _apply(state, network, g, torch.from_numpy(plan.T * n_b).float())
     return state
 
 
-def ot_fuse(members: Sequence[nn.Module], chain: Chain) -> nn.Module:
+def ot_fuse(members: Sequence[nn.Module], network: Network) -> nn.Module:
     """Align every member onto member 0 by optimal transport, then average the weights."""
     anchor = _tensors(members[0])
     aligned = [members[0]] + [
-        _load(members[0], _transport(anchor, _tensors(m), chain)) for m in members[1:]
+        _load(members[0], _transport(anchor, _tensors(m), network)) for m in members[1:]
     ]
     return average_weights(aligned)

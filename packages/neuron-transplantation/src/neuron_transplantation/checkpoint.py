@@ -45,17 +45,24 @@ class DataInfo:
         validation: Held-out share of its training part.
         seed: Seed of the split.
         digest: SHA-256 of the split's arrays.
+        source: Folder or file the data were read from (empty for digits and mnist1d).
+        label: The CSV's label column.
     """
 
     dataset: str
     validation: float
     seed: int
     digest: str
+    source: str = ""
+    label: str = "label"
 
     @classmethod
-    def of(cls, split: Split, validation: float, seed: int) -> DataInfo:
-        """The description of ``split``, made with ``validation`` and ``seed``."""
-        return cls(split.name, validation, seed, split.digest)
+    def of(
+        cls, split: Split, validation: float, seed: int, source: str = "", label: str = "label"
+    ) -> DataInfo:
+        """The description of ``split``, made with ``validation`` and ``seed`` from ``source``."""
+        where = str(Path(source).resolve()) if source else ""
+        return cls(split.name, validation, seed, split.digest, where, label)
 
     def load(self) -> Split:
         """The split again; refused if its arrays differ from those the models saw.
@@ -63,7 +70,7 @@ class DataInfo:
         Raises:
             CheckpointError: The data now differ (e.g. another version of the generator).
         """
-        split = load_split(self.dataset, self.validation, self.seed)
+        split = load_split(self.dataset, self.validation, self.seed, self.source, self.label)
         if split.digest != self.digest:
             raise CheckpointError(
                 f"the {self.dataset} data differ from those the checkpoint was trained on "

@@ -37,12 +37,12 @@ def _train_ensemble(args: argparse.Namespace) -> int:
     comm = get_comm()
     set_torch_threads(comm, threads=1)  # the built-in models are tiny: more threads only spin
     prepare_output_dir(args.output)
-    split = load_split(config.dataset, config.validation, config.seed)
+    split = load_split(config.dataset, config.validation, config.seed, config.data, config.label)
     with lock_folder(args.output, comm):
         with Recorder(PACKAGE, __version__, comm) as run:
-            members = train_members(config, split, comm)
+            members = train_members(config, split, comm, folder=args.output)
         if run.is_writer:
-            data = DataInfo.of(split, config.validation, config.seed)
+            data = DataInfo.of(split, config.validation, config.seed, config.data, config.label)
             save_ensemble(
                 args.output / "members.pt",
                 members.spec,
@@ -68,7 +68,7 @@ def _train_ensemble(args: argparse.Namespace) -> int:
 def _fuse(args: argparse.Namespace) -> int:
     from neuron_transplantation.checkpoint import load_ensemble, save_model
     from neuron_transplantation.fusion import fuse
-    from neuron_transplantation.train import accuracy
+    from neuron_transplantation.train import accuracy, reset_batch_norm
 
     config = config_from_args(args)
     prepare_output_dir(args.output)
@@ -81,12 +81,15 @@ def _fuse(args: argparse.Namespace) -> int:
             fused = fuse(
                 models, split.train.tensors[0][:8], config.method, config.variant, config.seed
             )
+            if config.reset_batch_norm:
+                reset_batch_norm(fused.model, split.train)
         validation, test = (
             accuracy(fused.model, split.validation),
             accuracy(fused.model, split.test),
         )
         if run.is_writer:
-            origin = {"method": config.method, "variant": config.variant, "members": len(models)}
+            origin = {"method": config.method, "variant": config.variant, "members": len(models),
+                      "reset_batch_norm": config.reset_batch_norm}  # fmt: skip
             save_model(args.output / "fused.pt", spec, fused.model, data, origin)
         metrics = {"validation_fused": validation, "test_fused": test, "fusion_s": fused.seconds}
         run.write(

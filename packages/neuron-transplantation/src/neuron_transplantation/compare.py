@@ -1,6 +1,8 @@
 """Every fusion method on one ensemble, side by side, with the members and the ensemble as
 references: accuracy right after fusion, validation accuracy after every fine-tuning epoch, test
-accuracy after fusion and after the last epoch, and the fusion's wall time.
+accuracy after fusion and after the last epoch, and the fusion's wall time. Knowledge
+distillation (``kd``) is the other way to one model: its "fused" figures are its starting point
+(the best member), its epochs are distillation epochs with the fine-tuning settings.
 
 Test accuracy is reported at these two fixed points only and never used to choose anything.
 """
@@ -8,6 +10,7 @@ Test accuracy is reported at these two fixed points only and never used to choos
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,8 +19,9 @@ from torch import nn
 
 from neuron_transplantation.config import CompareConfig
 from neuron_transplantation.data import Split
+from neuron_transplantation.distill import distill
 from neuron_transplantation.fusion import Ensemble, fuse
-from neuron_transplantation.train import accuracy, finetune
+from neuron_transplantation.train import accuracy, finetune, reset_batch_norm
 from shared_hpc import Headline
 
 __all__ = ["TABLE_HEADER", "Comparison", "MethodResult", "compare"]
@@ -39,7 +43,7 @@ class MethodResult:
 
     Attributes:
         label: ``method`` or ``method/variant`` for the NT variants other than one-shot.
-        seconds: Wall time of the fusion.
+        seconds: Wall time of the fusion (for kd: of the whole distillation, training included).
         validation: Validation accuracy after fusion and after every fine-tuning epoch.
         test_fused: Test accuracy right after fusion.
         test_finetuned: Test accuracy after the last fine-tuning epoch.
@@ -151,13 +155,19 @@ def compare(
         progress: Called with (label, epoch, validation accuracy) after every epoch.
     """
     example = split.train.tensors[0][:8]
+    best = max(range(len(members)), key=member_validation.__getitem__)
     runs = [
-        (m, v) for m in config.methods for v in (config.variants if m == "nt" else ("one-shot",))
+        (m, v)
+        for m in config.methods
+        if m != "kd"
+        for v in (config.variants if m == "nt" else ("one-shot",))
     ]
     results = []
     for method, variant in runs:
         label = method if variant == "one-shot" else f"{method}/{variant}"
         fused = fuse([copy.deepcopy(m) for m in members], example, method, variant, config.seed)
+        if config.reset_batch_norm:
+            reset_batch_norm(fused.model, split.train)
         test_fused = accuracy(fused.model, split.test)
         report = None if progress is None else (lambda e, a, label=label: progress(label, e, a))
         torch.manual_seed(config.finetune.seed)
@@ -165,7 +175,24 @@ def compare(
         results.append(
             MethodResult(label, fused.seconds, curve, test_fused, accuracy(fused.model, split.test))
         )
-    best = max(range(len(members)), key=member_validation.__getitem__)
+    if "kd" in config.methods:
+        report = None if progress is None else (lambda e, a: progress("kd", e, a))
+        torch.manual_seed(config.finetune.seed)
+        began = time.perf_counter()
+        student = copy.deepcopy(members[best])
+        curve = distill(
+            members, student, split, config.finetune, config.temperature, config.alpha, report
+        )
+        seconds = time.perf_counter() - began
+        results.append(
+            MethodResult(
+                "kd",
+                seconds,
+                curve,
+                accuracy(members[best], split.test),
+                accuracy(student, split.test),
+            )
+        )
     ensemble = Ensemble(members)
     return Comparison(
         len(members),

@@ -5,6 +5,11 @@
 - ``mnist1d``: MNIST-1D, generated locally by the ``mnist1d`` package (4000 training and 1000
   test sequences of length 40, its default arguments), standardised with the training part's
   statistics.
+- ``mnist``, ``cifar10``, ``cifar100``, ``svhn``: the official files in a local folder
+  (``readers``), their own training and test parts, pixels standardised with the training
+  part's mean and standard deviation.
+- ``csv``: a CSV file with a label column; a fixed 20 % of its rows (by a fixed seed) are the
+  test set, the features standardised per column with the training part's statistics.
 
 Validation comes out of the training data (a seeded share); choices such as the best member are
 made on it. The test set is only evaluated for the final report — the authors' code validated on
@@ -20,6 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from neuron_transplantation.config import DATASETS
+from neuron_transplantation.readers import IMAGE_SETS, read_csv, read_images
 from shared_hpc import UserError
 
 __all__ = ["Split", "load_split"]
@@ -78,11 +85,27 @@ def _split(
     return Split(name, *parts, tuple(x.shape[1:]), int(y.max()) + 1, digest.hexdigest())
 
 
-def load_split(dataset: str, validation: float = 0.2, seed: int = 0) -> Split:
+def _held_out(count: int, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed test part of ``share`` of ``count`` rows (the same for every seed), and the rest."""
+    order = np.random.default_rng(12345).permutation(count)
+    cut = max(1, round(count * share))
+    return np.sort(order[cut:]), np.sort(order[:cut])
+
+
+def load_split(
+    dataset: str, validation: float = 0.2, seed: int = 0, source: str = "", label: str = "label"
+) -> Split:
     """The dataset ``dataset`` with ``validation`` of its training part held out by ``seed``.
 
+    Args:
+        dataset: One of ``DATASETS``.
+        validation: Share of the training part held out for validation.
+        seed: Seed of that split.
+        source: Folder of an image data set's files, or the CSV file.
+        label: The CSV's label column.
+
     Raises:
-        UserError: Unknown dataset, or the mnist1d package is missing.
+        UserError: Unknown dataset, missing or malformed files, or the mnist1d package missing.
     """
     if dataset == "digits":
         from sklearn.datasets import load_digits
@@ -103,4 +126,14 @@ def load_split(dataset: str, validation: float = 0.2, seed: int = 0) -> Split:
         return _split(
             dataset, data["x"], data["y"], data["x_test"], data["y_test"], validation, seed, True
         )
-    raise UserError(f"unknown dataset {dataset!r}; choose digits or mnist1d")
+    if dataset in IMAGE_SETS:
+        x, y, x_test, y_test = read_images(dataset, source)
+        scale = np.float32(1 / 255)
+        return _split(dataset, x * scale, y, x_test * scale, y_test, validation, seed, True)
+    if dataset == "csv":
+        x, y, _ = read_csv(source, label)
+        rest, test = _held_out(len(x), 0.2)
+        mean, std = x[rest].mean(0), x[rest].std(0) + 1e-8
+        x = (x - mean) / std
+        return _split(dataset, x[rest], y[rest], x[test], y[test], validation, seed, False)
+    raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")

@@ -1,7 +1,7 @@
 """The embedded default end to end: train 4 MLPs on the digits, fuse them by every method
 (Neuron Transplantation in its three variants, optimal transport, weight matching, plain
-averaging), fine-tune each, and compare with the best member and the ensemble (about 30 s on
-2 CPU cores)."""
+averaging) and distil it, fine-tune each, and compare with the best member and the ensemble
+(about 30 s on 2 CPU cores)."""
 
 from __future__ import annotations
 

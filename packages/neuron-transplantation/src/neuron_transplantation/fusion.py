@@ -17,7 +17,7 @@ from torch import nn
 
 from neuron_transplantation.alignment import average_weights, ot_fuse, weight_matching_fuse
 from neuron_transplantation.config import METHODS, VARIANTS
-from neuron_transplantation.graph import same_architecture, trace_chain
+from neuron_transplantation.graph import same_architecture, trace_network
 from neuron_transplantation.transplant import fuse_transplant
 from shared_hpc import UserError
 
@@ -88,11 +88,11 @@ def fuse(
             model = fuse_transplant(members, example, variant)
         else:
             same_architecture(list(members))
-            chain = trace_chain(members[0], example)
+            network = trace_network(members[0], example)
             if method == "ot":
-                model = ot_fuse(members, chain)
+                model = ot_fuse(members, network)
             elif method == "wm":
-                model = weight_matching_fuse(members, chain, seed)
+                model = weight_matching_fuse(members, network, seed)
             else:
                 model = average_weights(members)
     return Fused(model, method, variant, time.perf_counter() - began)

@@ -1,15 +1,28 @@
-"""The layer order of a network, read from its forward graph (``torch.fx``), not its attributes.
+"""Which layers share which channels, read from the forward graph (``torch.fx``).
 
-Fusion needs to know which layer feeds which: the first layer's inputs are shared by all members,
-the last layer's outputs are averaged, and every layer in between maps the previous layer's
-channels to its own. ``named_modules()`` lists modules in the order they were assigned in
-``__init__``, which need not be the order ``forward`` calls them (the authors' code relied on it).
-So the model is traced symbolically and its data path is walked from the input to the output.
+Fusion needs to know, for every weighted layer, which channels it reads and which it writes. The
+authors' code took the layer order from ``named_modules()``, the order attributes were assigned
+in ``__init__``, which need not be the order ``forward`` calls them and knows nothing of
+residual connections. Here the model is traced symbolically and every tensor on its data path is
+followed from the input to the output.
 
-Supported this far: a chain (no branches) of ``Linear`` and ``Conv2d`` layers (``groups=1``),
-each optionally followed by one ``BatchNorm1d``/``BatchNorm2d``, with channel-wise operations in
-between (activations, pooling, dropout) and one flatten from convolutions to linear layers.
-Anything else is refused with a ``UserError`` naming the operation, never fused wrongly.
+Channels are collected into *groups*: the output channels of a layer form one group, and two
+groups joined by an addition (a residual connection) become one, because channel ``c`` of both
+summands is the same channel afterwards. Each group is either
+
+- the input (shared by all members: never widened),
+- hidden (widened to the members' channels side by side, pruned back afterwards), or
+- the output (averaged over the members).
+
+Supported: ``Linear``, ``Conv1d`` and ``Conv2d`` (``groups=1``), ``BatchNorm1d/2d`` on hidden
+channels, channel-wise activations, pooling, dropout, flatten (module, ``torch.flatten``,
+``view``/``reshape`` to (batch, features); a hard-coded ``view(-1, n)`` is rewritten to
+``flatten(x, 1)`` so that it runs on the wider model), additions and subtractions of hidden
+channels (residual connections, projection shortcuts), scaling by constants, and anything at all
+on the raw input. Refused with a ``UserError`` naming the operation: ``LayerNorm`` (it
+normalises across all features, so over the members' concatenated features it would mix them),
+attention, concatenation, grouped convolutions, parameters outside the layers, a layer called
+twice, a non-linear operation after the last layer.
 """
 
 from __future__ import annotations
@@ -26,11 +39,48 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from shared_hpc import UserError
 
-__all__ = ["Chain", "Layer", "same_architecture", "trace_chain"]
+__all__ = ["INPUT", "Layer", "Network", "Norm", "same_architecture", "trace_network"]
 
-WEIGHTED = (nn.Linear, nn.Conv2d)
+INPUT = -1
+"""The group of the network's input channels."""
+
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-CHANNELWISE_MODULES = (
+POOLS = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    F.max_pool1d,
+    F.max_pool2d,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+)
+LINEAR_OPS = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Identity,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    F.dropout,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+)
+"""Operations the ensemble average passes through unchanged (allowed after the last layer)."""
+ELEMENTWISE = (
     nn.ReLU,
     nn.ReLU6,
     nn.LeakyReLU,
@@ -39,15 +89,6 @@ CHANNELWISE_MODULES = (
     nn.SiLU,
     nn.Tanh,
     nn.Sigmoid,
-    nn.Dropout,
-    nn.Dropout2d,
-    nn.Identity,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-)
-CHANNELWISE_FUNCTIONS = {
     torch.relu,
     torch.tanh,
     torch.sigmoid,
@@ -57,15 +98,14 @@ CHANNELWISE_FUNCTIONS = {
     F.elu,
     F.gelu,
     F.silu,
-    F.dropout,
-    F.max_pool2d,
-    F.avg_pool2d,
-    F.adaptive_avg_pool2d,
-    F.adaptive_max_pool2d,
-}
-CHANNELWISE_METHODS = {"relu", "tanh", "sigmoid"}
-FLATTEN_METHODS = {"view", "reshape", "flatten"}
-SIZE_QUERIES = {"size", "dim"}
+    "relu",
+    "tanh",
+    "sigmoid",
+)
+JOINS = (operator.add, operator.sub, operator.iadd, torch.add, torch.sub, "add", "sub")
+SCALINGS = (operator.mul, operator.truediv, operator.neg, torch.mul, "mul", "div")
+FLATTENS = (nn.Flatten, torch.flatten, torch.reshape, "view", "reshape", "flatten")
+SIZE_QUERIES = ("size", "dim", getattr)
 
 
 @dataclass(frozen=True)
@@ -73,37 +113,96 @@ class Layer:
     """One weighted layer on the data path.
 
     Attributes:
-        name: Qualified name of the ``Linear`` or ``Conv2d`` module.
-        norm: Qualified name of the batch norm that follows it, ``None`` if there is none.
-        spread: Input features of this layer per output channel of the previous one: the
-            spatial size at a flatten between a convolution and a linear layer, else 1.
+        name: Qualified name of the ``Linear`` or ``Conv1d/2d`` module.
+        source: Group of the channels it reads (``INPUT`` for the network's input).
+        target: Group of the channels it writes.
+        spread: Input features per channel of ``source``: the spatial size at a flatten between
+            a convolution and a linear layer, else 1.
     """
 
     name: str
-    norm: str | None
+    source: int
+    target: int
     spread: int
 
 
 @dataclass(frozen=True)
-class Chain:
-    """The weighted layers of a network in the order its forward pass calls them.
+class Norm:
+    """A batch norm and the (hidden) group it normalises."""
+
+    name: str
+    group: int
+
+
+@dataclass(frozen=True)
+class Network:
+    """The weighted layers of a network, the channel groups they share, and its graph.
 
     Attributes:
-        layers: First to last.
+        layers: In the order the forward pass calls them.
+        norms: Batch norms, in call order.
+        output: The group that reaches the output (averaged, never widened).
         graph: The traced graph, with every flatten written as ``torch.flatten(x, 1)`` so that
             it also runs on a wider model.
     """
 
     layers: tuple[Layer, ...]
+    norms: tuple[Norm, ...]
+    output: int
     graph: fx.Graph
 
-    def widths(self, model: nn.Module) -> list[int]:
-        """Output channels of every layer of ``model``."""
-        return [_out_channels(model.get_submodule(layer.name)) for layer in self.layers]
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        """Hidden groups, in the order their first layer is called."""
+        return tuple(sorted({la.target for la in self.layers} - {self.output}))
+
+    def writers(self, group: int) -> list[Layer]:
+        """Layers whose output channels are ``group``."""
+        return [la for la in self.layers if la.target == group]
+
+    def readers(self, group: int) -> list[Layer]:
+        """Layers whose input channels are ``group``."""
+        return [la for la in self.layers if la.source == group]
+
+    def norms_of(self, group: int) -> list[Norm]:
+        """Batch norms on ``group``."""
+        return [n for n in self.norms if n.group == group]
+
+    def widths(self, model: nn.Module) -> dict[int, int]:
+        """Channels of every group (input excluded) in ``model``."""
+        return {la.target: _out_channels(model.get_submodule(la.name)) for la in self.layers}
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """What a tensor on the data path carries: channels of ``group`` along dimension ``dim``,
+    ``spread`` features per channel."""
+
+    group: int
+    spread: int = 1
+    dim: int = 1
+    linear: bool = True
 
 
 def _out_channels(module: nn.Module) -> int:
     return module.out_features if isinstance(module, nn.Linear) else module.out_channels
+
+
+def _has_parameters(model: nn.Module, name: str) -> bool:
+    return next(model.get_submodule(name).parameters(), None) is not None
+
+
+def _kind(node: fx.Node, model: nn.Module) -> object:
+    """The module class, function or method name a node calls."""
+    if node.op == "call_module":
+        return type(model.get_submodule(node.target))
+    return node.target
+
+
+def _is(kind: object, options: tuple) -> bool:
+    if isinstance(kind, type):
+        return any(isinstance(o, type) and issubclass(kind, o) for o in options)
+    return any(kind is o or (isinstance(o, str) and kind == o) for o in options)
 
 
 def _describe(node: fx.Node, model: nn.Module) -> str:
@@ -112,102 +211,205 @@ def _describe(node: fx.Node, model: nn.Module) -> str:
     return f"{node.op} {getattr(node.target, '__name__', node.target)}"
 
 
-def _is_size_query(node: fx.Node) -> bool:
-    if node.op == "call_method" and node.target in SIZE_QUERIES:
-        return True
-    return node.op == "call_function" and node.target is getattr
+class _Groups:
+    """Union-find over channel groups (an addition merges two)."""
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+
+    def new(self) -> int:
+        self.parent.append(len(self.parent))
+        return len(self.parent) - 1
+
+    def find(self, g: int) -> int:
+        if g == INPUT:
+            return INPUT
+        while self.parent[g] != g:
+            self.parent[g] = self.parent[self.parent[g]]
+            g = self.parent[g]
+        return g
+
+    def join(self, a: int, b: int) -> int:
+        a, b = self.find(a), self.find(b)
+        self.parent[max(a, b)] = min(a, b)
+        return min(a, b)
 
 
-def _is_flatten(node: fx.Node, model: nn.Module) -> bool:
-    if node.op == "call_module":
-        return isinstance(model.get_submodule(node.target), nn.Flatten)
-    if node.op == "call_method":
-        return node.target in FLATTEN_METHODS
-    return node.op == "call_function" and node.target in (torch.flatten, torch.reshape)
-
-
-def trace_chain(model: nn.Module, example: torch.Tensor) -> Chain:
-    """Trace ``model`` on a batch like ``example`` and list its weighted layers in call order.
-
-    Raises:
-        UserError: The model cannot be traced, branches, or uses an operation fusion does not
-            handle (yet).
-    """
+def _trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
     try:
         traced = fx.symbolic_trace(model)
     except Exception as err:
         raise UserError(f"cannot trace {type(model).__name__} with torch.fx: {err}") from None
-    traced = copy.deepcopy(traced).eval()  # shape propagation must not touch batch statistics
+    shaped = copy.deepcopy(traced).eval()  # shape propagation must not touch batch statistics
     with torch.no_grad():
-        ShapeProp(traced).propagate(example[:1])
+        ShapeProp(shaped).propagate(example[:1])
+    return shaped
+
+
+def _shape(node: fx.Node) -> tuple[int, ...]:
+    return tuple(node.meta["tensor_meta"].shape)
+
+
+def trace_network(model: nn.Module, example: torch.Tensor) -> Network:
+    """Trace ``model`` on a batch like ``example``: its layers and the channel groups they share.
+
+    Raises:
+        UserError: The model cannot be traced or uses an operation fusion does not handle.
+    """
+    name = type(model).__name__
+    traced = _trace(model, example)
     graph = copy.deepcopy(traced.graph)
-    nodes = {n.name: n for n in graph.nodes}
-    current = next(n for n in traced.graph.nodes if n.op == "placeholder")
-    layers: list[Layer] = []
-    seen: set[str] = set()
-    spread = 1
-    while True:
-        users = [u for u in current.users if not _is_size_query(u)]
-        if len(users) != 1:
-            raise UserError(
-                f"{type(model).__name__} branches after {current.name} (residual connections "
-                "are not supported yet)"
-            )
-        node = users[0]
+    copies = {n.name: n for n in graph.nodes}
+    groups = _Groups()
+    flows: dict[str, _Flow] = {}
+    layers: list[tuple[str, int, int, int]] = []
+    norms: list[tuple[str, int]] = []
+    output: _Flow | None = None
+    for node in traced.graph.nodes:
+        if node.op == "placeholder":
+            flows[node.name] = _Flow(INPUT)
+            continue
+        if node.op == "get_attr":
+            raise UserError(f"{name}: {node.target} is outside the fusable layers")
+        inputs = [flows[a.name] for a in node.all_input_nodes if a.name in flows]
         if node.op == "output":
-            break
-        module = model.get_submodule(node.target) if node.op == "call_module" else None
-        if isinstance(module, WEIGHTED):
-            if node.target in seen:
-                raise UserError(f"{node.target} is called twice in {type(model).__name__}")
-            if isinstance(module, nn.Conv2d) and module.groups != 1:
-                raise UserError(f"{node.target}: grouped convolutions are not supported yet")
-            if isinstance(module, nn.Linear) and len(current.meta["tensor_meta"].shape) != 2:
-                raise UserError(f"{node.target}: a linear layer must see (batch, features)")
-            seen.add(node.target)
-            layers.append(Layer(node.target, None, spread))
-            spread = 1
-        elif isinstance(module, NORMS):
-            if not layers or layers[-1].norm is not None:
-                raise UserError(
-                    f"{node.target}: a batch norm must directly follow a Linear or Conv2d layer"
-                )
-            layers[-1] = Layer(layers[-1].name, node.target, layers[-1].spread)
-        elif _is_flatten(node, model):
-            before = tuple(current.meta["tensor_meta"].shape)
-            after = tuple(node.meta["tensor_meta"].shape)
-            if len(after) != 2 or after[0] != before[0]:
-                raise UserError(f"{node.name}: only a flatten to (batch, features) is supported")
-            if layers:  # a flatten of the raw input concerns no layer's channels
-                spread *= math.prod(before[2:])
-            copied = nodes[node.name]
-            with graph.inserting_after(copied):
-                flat = graph.call_function(torch.flatten, (nodes[current.name], 1))
-            copied.replace_all_uses_with(flat)
-            graph.erase_node(copied)
-            nodes[node.name] = flat
-        elif not (
-            isinstance(module, CHANNELWISE_MODULES)
-            or (node.op == "call_function" and node.target in CHANNELWISE_FUNCTIONS)
-            or (node.op == "call_method" and node.target in CHANNELWISE_METHODS)
-        ):
-            raise UserError(
-                f"{type(model).__name__}: unsupported operation {_describe(node, model)}"
-            )
-        current = node
-    if not layers:
-        raise UserError(f"{type(model).__name__} has no Linear or Conv2d layer to fuse")
+            if not isinstance(node.args[0], fx.Node) or node.args[0].name not in flows:
+                raise UserError(f"{name} must return one tensor")
+            output = flows[node.args[0].name]
+            continue
+        if not inputs or _is(_kind(node, model), SIZE_QUERIES):
+            continue  # size arithmetic, constants
+        kind = _kind(node, model)
+        owns = node.op == "call_module" and _has_parameters(model, node.target)
+        if all(f.group == INPUT for f in inputs) and not (owns or _is(kind, WEIGHTED + NORMS)):
+            flows[node.name] = _Flow(INPUT)  # the same computation in every member
+            continue
+        flows[node.name] = _step(node, kind, inputs, model, groups, layers, norms, copies, graph)
+    if output is None or output.group == INPUT:
+        raise UserError(f"{name} has no Linear or Conv layer between input and output")
+    return _finish(model, layers, norms, groups, groups.find(output.group), flows, graph)
+
+
+def _step(
+    node: fx.Node,
+    kind: object,
+    inputs: list[_Flow],
+    model: nn.Module,
+    groups: _Groups,
+    layers: list[tuple[str, int, int, int]],
+    norms: list[tuple[str, int]],
+    copies: dict[str, fx.Node],
+    graph: fx.Graph,
+) -> _Flow:
+    """The flow out of ``node``, recording layers and norms on the way."""
+    name = type(model).__name__
+    flow = _Flow(groups.find(inputs[0].group), inputs[0].spread, inputs[0].dim, inputs[0].linear)
+    if _is(kind, JOINS) and len(inputs) == 2:
+        a, b = (_Flow(groups.find(f.group), f.spread, f.dim, f.linear) for f in inputs)
+        tensors = [_shape(n) for n in node.all_input_nodes if "tensor_meta" in n.meta]
+        if INPUT in (a.group, b.group):
+            raise UserError(f"{name}: {node.name} adds the raw input to hidden channels")
+        if (a.spread, a.dim) != (b.spread, b.dim) or len(set(tensors)) != 1:
+            raise UserError(f"{name}: {node.name} joins tensors of different layouts")
+        return _Flow(groups.join(a.group, b.group), a.spread, a.dim, a.linear and b.linear)
+    if len(inputs) != 1:
+        raise UserError(f"{name}: unsupported operation {_describe(node, model)} on two tensors")
+    if _is(kind, WEIGHTED):
+        module = model.get_submodule(node.target)
+        if any(layer[0] == node.target for layer in layers):
+            raise UserError(f"{node.target} is called twice in {name}")
+        if isinstance(module, nn.Conv1d | nn.Conv2d) and module.groups != 1:
+            raise UserError(f"{node.target}: grouped convolutions are not supported")
+        before = _shape(node.all_input_nodes[0])
+        wanted = len(before) - 1 if isinstance(module, nn.Linear) else 1
+        if flow.group != INPUT and (flow.dim != wanted or (wanted != 1 and flow.spread != 1)):
+            raise UserError(f"{node.target} does not read its input's channel dimension")
+        target = groups.new()
+        layers.append((node.target, flow.group, target, flow.spread))
+        return _Flow(target, 1, len(_shape(node)) - 1 if isinstance(module, nn.Linear) else 1)
+    if _is(kind, NORMS):
+        if flow.dim != 1 or flow.spread != 1:
+            raise UserError(f"{node.target}: a batch norm must normalise a layer's channels")
+        norms.append((node.target, flow.group))
+        return _Flow(flow.group, 1, 1, False)
+    if _is(kind, FLATTENS):
+        before, after = _shape(node.all_input_nodes[0]), _shape(node)
+        if len(after) != 2 or after[0] != before[0] or (len(before) > 2 and flow.dim != 1):
+            raise UserError(f"{node.name}: only a flatten to (batch, features) is supported")
+        copied = copies[node.name]
+        with graph.inserting_after(copied):
+            flat = graph.call_function(torch.flatten, (copies[node.all_input_nodes[0].name], 1))
+        copied.replace_all_uses_with(flat)
+        graph.erase_node(copied)
+        copies[node.name] = flat
+        return _Flow(flow.group, flow.spread * math.prod(before[2:]), 1, flow.linear)
+    if _is(kind, POOLS):
+        if flow.dim != 1:
+            raise UserError(f"{node.name}: pooling over a layer's channel dimension")
+        return _Flow(flow.group, flow.spread, 1, flow.linear and _is(kind, LINEAR_OPS))
+    if _is(kind, ELEMENTWISE):
+        return _Flow(flow.group, flow.spread, flow.dim, False)
+    if _is(kind, SCALINGS):  # x * 2 and x / 2 are linear; x * x and 2 / x are not
+        tensors = [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, fx.Node)]
+        divides = _is(kind, (operator.truediv, "div"))
+        linear = len(tensors) == 1 and not (divides and node.args[0] is not tensors[0])
+        return _Flow(flow.group, flow.spread, flow.dim, flow.linear and linear)
+    if _is(kind, LINEAR_OPS + JOINS):  # dropout, x + 1, x + x
+        return flow
+    if node.op == "call_module" and isinstance(model.get_submodule(node.target), nn.LayerNorm):
+        raise UserError(
+            f"{name}: unsupported operation {_describe(node, model)}: a LayerNorm over the "
+            "members' concatenated features normalises across members, so the wide model "
+            "would not be the ensemble"
+        )
+    raise UserError(f"{name}: unsupported operation {_describe(node, model)}")
+
+
+def _finish(
+    model: nn.Module,
+    layers: list[tuple[str, int, int, int]],
+    norms: list[tuple[str, int]],
+    groups: _Groups,
+    output: int,
+    flows: dict[str, _Flow],
+    graph: fx.Graph,
+) -> Network:
+    """Number the groups by first use, check the output group, remove dead size queries."""
+    name = type(model).__name__
+    order: dict[int, int] = {}
+    for _, _, target, _ in layers:
+        order.setdefault(groups.find(target), len(order))
+    number = {**order, INPUT: INPUT}
+    out = number[output]
+    final = tuple(
+        Layer(layer, number[groups.find(src)], number[groups.find(dst)], spread)
+        for layer, src, dst, spread in layers
+    )
+    for layer in final:
+        if layer.source == out:
+            raise UserError(f"{name}: {layer.name} reads the output channels of another layer")
+    found = tuple(Norm(n, number[groups.find(g)]) for n, g in norms)
+    if any(n.group == out for n in found):
+        raise UserError(f"{name}: a batch norm after the last layer cannot be averaged over")
+    if any(groups.find(f.group) == output and not f.linear for f in flows.values()):
+        raise UserError(
+            f"{name}: a non-linear operation after the last layer; the ensemble averages the "
+            "last layer's outputs"
+        )
     owned = {
-        f"{name}.{key}" for layer in layers for name in (layer.name, layer.norm) if name
-        for key in model.get_submodule(name).state_dict()
+        f"{module}.{key}" for module in [la.name for la in final] + [n.name for n in found]
+        for key in model.get_submodule(module).state_dict()
     }  # fmt: skip
     stray = sorted(set(model.state_dict()) - owned)
     if stray:
-        raise UserError(f"{type(model).__name__}: {stray[0]} is outside the fusable layers")
+        raise UserError(f"{name}: {stray[0]} is outside the fusable layers")
     for node in reversed(list(graph.nodes)):  # size queries a replaced flatten used
-        if not node.users and (_is_size_query(node) or node.target is operator.getitem):
+        if not node.users and (
+            (node.op == "call_method" and node.target in ("size", "dim"))
+            or (node.op == "call_function" and node.target in (getattr, operator.getitem))
+        ):
             graph.erase_node(node)
-    return Chain(tuple(layers), graph)
+    return Network(final, found, out, graph)
 
 
 def same_architecture(models: list[nn.Module]) -> None:

@@ -4,8 +4,18 @@
 - ``lenet``: LeNet-style, two 3×3 convolutions (``width/4`` and ``width/2`` channels) with ReLU
   and 2×2 max pooling, a hidden linear layer of ``width`` units, then the classes.
 - ``lenet-bn``: the same with a batch norm after every convolution and the hidden linear layer.
+- ``vgg`` / ``vgg-bn``: VGG11's layout (8 convolutions in 5 stages, channels 1:2:4:8:8), scaled so
+  the last stage has ``width`` channels, 2×2 max pooling after a stage while the image is larger
+  than 1×1, global average pooling, a hidden linear layer of ``width`` units; ``-bn`` puts a
+  batch norm after every convolution.
+- ``resnet``: ResNet18's layout (a 3×3 stem, 4 stages of 2 basic blocks, channels 1:2:4:8 up to
+  ``width``, stride 2 and a 1×1 projection shortcut with batch norm where a stage begins), global
+  average pooling and one linear layer.
+- ``cnn1d``: for sequences (MNIST-1D): three ``Conv1d`` (``width/2`` channels, kernel 5, stride 2)
+  with ReLU, then a linear layer.
 
-Fusion itself takes any model ``trace_chain`` accepts; these are the ones the commands train.
+Fusion itself takes any model ``trace_network`` accepts (torchvision's ``resnet18`` included);
+these are the ones the commands train.
 """
 
 from __future__ import annotations
@@ -13,12 +23,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
+import torch
 from torch import nn
 
 from neuron_transplantation.config import ARCHITECTURES
 from shared_hpc import UserError
 
-__all__ = ["MLP", "LeNet", "ModelSpec", "build_model"]
+__all__ = ["MLP", "VGG", "CNN1d", "LeNet", "ModelSpec", "ResNet", "build_model"]
 
 
 class MLP(nn.Module):
@@ -81,6 +92,125 @@ class LeNet(nn.Module):
         return self.fc2(x)
 
 
+VGG11 = (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M")
+"""VGG11's stages in units of its first width (64 there): numbers are convolutions, M pools."""
+
+
+class VGG(nn.Module):
+    """A VGG11-style network.
+
+    Args:
+        channels: Input channels.
+        size: Input height and width.
+        classes: Output classes.
+        width: Channels of the last stage and units of the hidden linear layer.
+        batch_norm: A batch norm after every convolution.
+    """
+
+    def __init__(
+        self, channels: int, size: int, classes: int, width: int = 64, batch_norm: bool = False
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for step in VGG11:
+            if step == "M":
+                if size > 1:
+                    layers.append(nn.MaxPool2d(2))
+                    size //= 2
+                continue
+            out = max(1, width * step // 8)
+            layers.append(nn.Conv2d(channels, out, 3, padding=1))
+            layers += [nn.BatchNorm2d(out)] if batch_norm else []
+            layers.append(nn.ReLU())
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Linear(channels, width), nn.ReLU(), nn.Dropout(0.1), nn.Linear(width, classes)
+        )
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3×3 convolutions with batch norm, added to the shortcut."""
+
+    def __init__(self, inputs: int, outputs: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(outputs)
+        self.relu = nn.ReLU()
+        self.shortcut = nn.Identity()
+        if stride != 1 or inputs != outputs:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs)
+            )
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A ResNet18-style network for small images (3×3 stem, no initial max pooling).
+
+    Args:
+        channels: Input channels.
+        classes: Output classes.
+        width: Channels of the last stage (the stages have width/8, /4, /2, 1).
+    """
+
+    def __init__(self, channels: int, classes: int, width: int = 64) -> None:
+        super().__init__()
+        widths = [max(1, width * f // 8) for f in (1, 2, 4, 8)]
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
+        )
+        blocks: list[nn.Module] = []
+        inputs = widths[0]
+        for stage, outputs in enumerate(widths):
+            stride = 1 if stage == 0 else 2
+            blocks += [BasicBlock(inputs, outputs, stride), BasicBlock(outputs, outputs, 1)]
+            inputs = outputs
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inputs, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+class CNN1d(nn.Module):
+    """A small 1-D convolutional network for sequences (MNIST-1D).
+
+    Args:
+        length: Sequence length (the input is (batch, length) or (batch, 1, length)).
+        classes: Output classes.
+        width: Channels are ``width/2``; the linear layer sees all positions.
+    """
+
+    def __init__(self, length: int, classes: int, width: int = 64) -> None:
+        super().__init__()
+        c = max(1, width // 2)
+        self.convs = nn.Sequential(
+            nn.Conv1d(1, c, 5, 2, 2), nn.ReLU(),
+            nn.Conv1d(c, c, 5, 2, 2), nn.ReLU(),
+            nn.Conv1d(c, c, 5, 2, 2), nn.ReLU(),
+        )  # fmt: skip
+        for _ in range(3):
+            length = (length - 1) // 2 + 1
+        self.fc = nn.Linear(c * length, classes)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], 1, -1)
+        return self.fc(torch.flatten(self.convs(x), 1))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Enough to rebuild a member: its architecture and sizes.
@@ -124,6 +254,17 @@ def build_model(spec: ModelSpec) -> nn.Module:
             inputs *= n
         return MLP(inputs, spec.classes, spec.width, spec.depth)
     shape = spec.input_shape
-    if len(shape) != 3 or shape[1] != shape[2] or shape[1] % 4:
-        raise UserError(f"{spec.arch} needs square images with a side divisible by 4, got {shape}")
+    if spec.arch == "cnn1d":
+        length = 1
+        for n in shape:
+            length *= n
+        return CNN1d(length, spec.classes, spec.width)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise UserError(f"{spec.arch} needs square images, got input shape {shape}")
+    if spec.arch in ("vgg", "vgg-bn"):
+        return VGG(shape[0], shape[1], spec.classes, spec.width, spec.arch == "vgg-bn")
+    if spec.arch == "resnet":
+        return ResNet(shape[0], spec.classes, spec.width)
+    if shape[1] % 4:
+        raise UserError(f"{spec.arch} needs an image side divisible by 4, got {shape}")
     return LeNet(shape[0], shape[1], spec.classes, spec.width, spec.arch == "lenet-bn")

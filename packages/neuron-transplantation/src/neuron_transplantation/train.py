@@ -1,7 +1,8 @@
 """Training the members (one per MPI rank at a time) and fine-tuning a fused model.
 
-Members differ only in their seed (initialisation and shuffling); member i gets ``seed + i`` and
-is trained on rank ``i % size``, so the ensemble is the same for any number of ranks. Rank 0
+Members differ only in their seed (initialisation and shuffling) and, with ``shards``, in the
+part of the training data they see; member i gets ``seed + i`` and is trained on rank
+``i % size``, so the ensemble is the same for any number of ranks. Rank 0
 gathers the trained weights. Every choice (the best member, the epoch curves) is made on the
 validation split; test accuracy is computed once, for the final report.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -18,9 +21,20 @@ from torch.utils.data import DataLoader, TensorDataset
 from neuron_transplantation.config import FinetuneConfig, TrainConfig
 from neuron_transplantation.data import Split
 from neuron_transplantation.models import ModelSpec, build_model
-from shared_hpc import Comm, Headline, get_comm
+from shared_hpc import Comm, Headline, UserError, atomic_path, get_comm
 
-__all__ = ["Members", "accuracy", "finetune", "train_epochs", "train_members"]
+MEMBER_FILE = "members/member-{}.pt"
+"""A finished member, saved as soon as it is trained (for resuming)."""
+
+__all__ = [
+    "Members",
+    "accuracy",
+    "finetune",
+    "reset_batch_norm",
+    "shard",
+    "train_epochs",
+    "train_members",
+]
 
 
 def accuracy(model: nn.Module, data: TensorDataset) -> float:
@@ -37,6 +51,50 @@ def accuracy(model: nn.Module, data: TensorDataset) -> float:
     return correct / len(y)
 
 
+def reset_batch_norm(model: nn.Module, data: TensorDataset, batch: int = 256) -> bool:
+    """Recompute every batch norm's running statistics of ``model`` on ``data``, in place.
+
+    Fusion changes what reaches each batch norm (pruned channels are missing from the sums,
+    averaged weights mix members), so the statistics it carries no longer fit; one pass over the
+    training data without gradients fixes them (as in REPAIR, Jordan et al. 2022). Only the
+    batch norms run in training mode; the statistics are exact averages over ``data``.
+
+    Returns:
+        Whether ``model`` has a batch norm.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    was_training = model.training
+    model.eval()
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+        norm.train()
+    with torch.no_grad():
+        for x, *_ in DataLoader(data, batch_size=batch):
+            model(x)
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    model.train(was_training)
+    return True
+
+
+def _sum_gradients(model: nn.Module, team: Comm) -> None:
+    """Replace every gradient by its sum over the ranks of ``team`` (missing ones count 0)."""
+    params = list(model.parameters())
+    flat = torch.cat([
+        (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params
+    ]).double().numpy()  # fmt: skip
+    total = np.empty_like(flat)
+    team.Allreduce(flat, total)
+    offset = 0
+    for p in params:
+        p.grad = torch.from_numpy(total[offset : offset + p.numel()]).view_as(p).to(p.dtype)
+        offset += p.numel()
+
+
 def train_epochs(
     model: nn.Module,
     split: Split,
@@ -46,22 +104,40 @@ def train_epochs(
     batch: int,
     seed: int,
     progress: Callable[[int, float], None] | None = None,
+    data: TensorDataset | None = None,
+    loss: Callable[..., torch.Tensor] | None = None,
+    team: Comm | None = None,
 ) -> list[float]:
-    """Train ``model`` in place with SGD and cross-entropy; validation accuracy after each epoch.
+    """Train ``model`` in place with SGD; validation accuracy after each epoch.
+
+    Args:
+        data: Training samples ``(x, y, *extra)`` (default: ``split.train``).
+        loss: ``loss(output, y, *extra)`` (default: a mean cross-entropy).
+        team: Ranks that train this one model together (data parallel): rank j of n computes
+            the gradient of samples j, j + n, ... of every batch, and the gradients are summed
+            (each weighted by its share of the batch), so every rank takes the step of the
+            whole batch. Batch norms see only their rank's samples (no synchronised statistics).
 
     Returns:
         Validation accuracy before training and after every epoch (``epochs + 1`` values).
     """
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(split.train, batch_size=batch, shuffle=True, generator=generator)
+    data = split.train if data is None else data
+    loader = DataLoader(data, batch_size=batch, shuffle=True, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss() if loss is None else loss
+    part, parts = (0, 1) if team is None else (team.Get_rank(), team.Get_size())
     curve = [accuracy(model, split.validation)]
     for epoch in range(1, epochs + 1):
         model.train()
-        for x, y in loader:
+        for x, *rest in loader:
             optimizer.zero_grad()
-            loss_fn(model(x), y).backward()
+            mine = slice(part, None, parts)
+            share = len(x[mine]) / len(x)
+            if share:
+                (loss_fn(model(x[mine]), *(r[mine] for r in rest)) * share).backward()
+            if parts > 1:
+                _sum_gradients(model, team)
             optimizer.step()
         curve.append(accuracy(model, split.validation))
         if progress is not None:
@@ -106,9 +182,47 @@ class Members:
         return Headline("best member validation accuracy", self.validation[self.best()])
 
 
+def shard(data: TensorDataset, index: int, count: int, seed: int) -> TensorDataset:
+    """Part ``index`` of ``count`` disjoint, equally large random parts of ``data``."""
+    if not 0 <= index < count or count > len(data):
+        raise UserError(f"cannot cut {len(data)} samples into {count} shards")
+    order = np.random.default_rng(seed).permutation(len(data))
+    mine = torch.as_tensor(np.sort(np.array_split(order, count)[index]))
+    return TensorDataset(*(t[mine] for t in data.tensors))
+
+
 def spec_for(config: TrainConfig, split: Split) -> ModelSpec:
     """The architecture ``config`` asks for, sized for ``split``."""
     return ModelSpec(config.arch, split.input_shape, split.classes, config.width, config.depth)
+
+
+def _member_settings(config: TrainConfig, split: Split, index: int) -> dict[str, object]:
+    """Everything member ``index``'s weights depend on (the data by digest, not by path)."""
+    ignored = ("data", "members", "ranks_per_member")  # ranks change only float rounding
+    settings = {k: v for k, v in vars(config).items() if k not in ignored}
+    shards = config.members if config.shards else 1
+    return {**settings, "shards": shards, "member": index, "data": split.digest}
+
+
+def _finished(folder: Path, settings: dict[str, object]) -> tuple[dict, float] | None:
+    """Member weights and validation accuracy saved by an earlier run with ``settings``.
+
+    Raises:
+        UserError: The saved member was trained with other settings.
+    """
+    path = folder / MEMBER_FILE.format(settings["member"])
+    if not path.is_file():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    stored = saved["settings"]
+    changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+    if changed:
+        key = changed[0]
+        raise UserError(
+            f"{path} was trained with {key} = {stored.get(key)!r}, this run has "
+            f"{settings.get(key)!r}; rerun with the same settings or use a new --output"
+        )
+    return saved["state"], saved["validation"]
 
 
 def train_members(
@@ -116,23 +230,46 @@ def train_members(
     split: Split,
     comm: Comm | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    folder: Path | None = None,
 ) -> Members:
-    """Train ``config.members`` members, member i on rank ``i % size``; gather them on rank 0.
+    """Train ``config.members`` members, member i on team ``i % teams``; gather them on rank 0.
+
+    A team is ``config.ranks_per_member`` consecutive ranks training one member at a time with
+    data parallelism (``train_epochs``'s ``team``); with the default of 1, rank r trains
+    members r, r + size, ...
 
     Args:
         config: The settings.
         split: The data (the same on every rank).
         comm: The ranks that share the work (default: ``get_comm()``).
         progress: Called on the training rank with (member, epoch, validation accuracy).
+        folder: Where every finished member is saved at once (``members/member-<i>.pt``);
+            members found there from an earlier run with the same settings are not trained
+            again, so a crashed or timed-out run resumes member by member.
+
+    Raises:
+        UserError: A member in ``folder`` was trained with other settings, or
+            ``ranks_per_member`` does not divide the number of ranks.
     """
     comm = get_comm() if comm is None else comm
     rank, size = comm.Get_rank(), comm.Get_size()
+    per = config.ranks_per_member
+    if size % per:
+        raise UserError(f"ranks_per_member ({per}) must divide the number of ranks ({size})")
+    team = comm.Split(color=rank // per, key=rank) if per > 1 else None
+    leader = rank % per == 0
     spec = spec_for(config, split)
     mine = []
-    for i in range(rank, config.members, size):
+    for i in range(rank // per, config.members, size // per):
+        settings = _member_settings(config, split, i)
+        done = _finished(folder, settings) if folder is not None else None
+        if done is not None:
+            mine += [(i, *done)] if leader else []
+            continue
         torch.manual_seed(config.seed + i)
         model = build_model(spec)
         report = None if progress is None else (lambda e, a, i=i: progress(i, e, a))
+        data = shard(split.train, i, config.members, config.seed) if config.shards else None
         curve = train_epochs(
             model,
             split,
@@ -142,7 +279,15 @@ def train_members(
             config.batch,
             config.seed + i,
             report,
+            data,
+            team=team,
         )
+        if not leader:
+            continue
+        if folder is not None:
+            payload = {"settings": settings, "state": model.state_dict(), "validation": curve[-1]}
+            with atomic_path(folder / MEMBER_FILE.format(i)) as tmp:
+                torch.save(payload, tmp)
         mine.append((i, model.state_dict(), curve[-1]))
     gathered = comm.gather(mine, root=0)
     trained = (

@@ -1,16 +1,17 @@
 """Neuron Transplantation: concatenate the members into one wide model, prune it back to size.
 
-The wide model stacks the members' first layers, puts every middle layer block-diagonally (member
-k's channels only see member k's channels) and concatenates the last layer along its inputs with
-member k's block scaled by its weight (1/K for an ensemble of K), its bias the weighted mean.
-Batch norms are concatenated with their statistics. So before pruning, the wide model computes
-exactly the weighted average of the members' outputs: the ensemble.
+The wide model stacks the members' first layers, puts every layer between hidden channels
+block-diagonally (member k's channels only see member k's channels) and concatenates the last
+layer along its inputs with member k's block scaled by its weight (1/K for an ensemble of K), its
+bias the weighted mean. Batch norms are concatenated with their statistics. Channels joined by a
+residual addition form one group (``graph.py``), widened and pruned as one. So before pruning,
+the wide model computes exactly the weighted average of the members' outputs: the ensemble.
 
-Pruning then keeps, in every hidden layer, the original number of channels with the largest
+Pruning then keeps, in every hidden group, the original number of channels with the largest
 group L2 magnitude (what the authors used through Torch-Pruning's ``MagnitudeImportance(p=2)``:
-the mean, over the layers a channel touches, of the squared norms of its weights — its outgoing
-row, its batch-norm scale, its incoming column in the next layer). The pruned model has exactly
-the members' shapes and is a copy of member 0's class, so it loads into that class.
+the mean, over the layers a channel touches, of the squared norms of its weights — its rows in
+the layers writing it, its batch-norm scales, its columns in the layers reading it). The pruned
+model has exactly the members' shapes and is a copy of member 0's class, so it loads into it.
 
 Weights let fusion proceed pairwise with every member counting equally: fusing a model that
 already holds n members with one more takes weights n/(n+1) and 1/(n+1). (The authors' iterative
@@ -27,7 +28,7 @@ import torch
 from torch import fx, nn
 
 from neuron_transplantation.config import VARIANTS
-from neuron_transplantation.graph import Chain, same_architecture, trace_chain
+from neuron_transplantation.graph import INPUT, Network, same_architecture, trace_network
 from shared_hpc import UserError
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "fuse_transplant",
     "group_importance",
     "prune",
+    "prune_members",
     "transplant",
 ]
 
@@ -45,15 +47,13 @@ class Transplant:
     """One fusion step.
 
     Attributes:
-        wide: The concatenated model (as wide as all members together), equal to the weighted
-            ensemble average; a ``torch.fx.GraphModule`` running the members' forward pass.
         model: The wide model pruned back to the members' shapes, of member 0's class.
-        kept: Per hidden layer, the wide channels that survived pruning.
+        kept: Per hidden group, the wide channels (member k's channel c is k × width + c)
+            that survived pruning.
     """
 
-    wide: fx.GraphModule
     model: nn.Module
-    kept: list[torch.Tensor]
+    kept: dict[int, torch.Tensor]
 
 
 def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -111,47 +111,54 @@ def _check_weights(weights: Sequence[float], members: int) -> torch.Tensor:
     return w
 
 
+def _combine(
+    weights: list[torch.Tensor], w: torch.Tensor, reads_hidden: bool, writes_hidden: bool
+) -> torch.Tensor:
+    """One layer of the wide model from the members' (out, in, ...) ``weights``."""
+    scaled = [wk.to(x.dtype) * x for wk, x in zip(w, weights, strict=True)]
+    if reads_hidden and writes_hidden:
+        return _block_diagonal(weights)
+    if reads_hidden:  # into the output: member k's inputs, scaled by its weight
+        return torch.cat(scaled, 1)
+    if writes_hidden:  # from the input: every member's channels stacked
+        return torch.cat(weights, 0)
+    return sum(scaled)  # input straight to output: the average is exact
+
+
 def concatenate(
-    members: Sequence[nn.Module], chain: Chain, weights: Sequence[float] | None = None
+    members: Sequence[nn.Module], network: Network, weights: Sequence[float] | None = None
 ) -> fx.GraphModule:
     """The wide model that computes the ``weights``-average of the members' outputs.
 
+    Every hidden group becomes the members' channels side by side (member k's block k), so a
+    residual addition adds member k's block to member k's block; a layer between hidden groups
+    (a projection shortcut included) is block-diagonal.
+
     Args:
-        members: Models of one architecture whose layer order is ``chain``.
-        chain: The traced layer order (``trace_chain`` of any member).
+        members: Models of one architecture whose channel groups are ``network``.
+        network: The traced groups (``trace_network`` of any member).
         weights: One positive weight per member summing to 1 (default: equal).
 
     Returns:
-        A ``GraphModule`` with member 0's forward pass and every layer widened.
+        A ``GraphModule`` with member 0's forward pass and every hidden group widened.
     """
     k = len(members)
     w = _check_weights(weights if weights is not None else [1.0 / k] * k, k)
-    last = len(chain.layers) - 1
     root = copy.deepcopy(members[0])
-    for i, layer in enumerate(chain.layers):
+    for layer in network.layers:
         modules = [m.get_submodule(layer.name) for m in members]
-        weight = [m.weight.detach() for m in modules]
-        bias = [m.bias.detach() for m in modules] if modules[0].bias is not None else None
-        if i == 0 and i == last:  # one layer only: its average is exact
-            new_w = sum(wk.to(x.dtype) * x for wk, x in zip(w, weight, strict=True))
-            new_b = sum(wk.to(x.dtype) * x for wk, x in zip(w, bias, strict=True)) if bias else None
-        elif i == 0:
-            new_w = torch.cat(weight, 0)
-            new_b = torch.cat(bias, 0) if bias else None
-        elif i == last:
-            new_w = torch.cat([wk.to(x.dtype) * x for wk, x in zip(w, weight, strict=True)], 1)
-            new_b = sum(wk.to(x.dtype) * x for wk, x in zip(w, bias, strict=True)) if bias else None
-        else:
-            new_w = _block_diagonal(weight)
-            new_b = torch.cat(bias, 0) if bias else None
+        reads, writes = layer.source != INPUT, layer.target != network.output
+        new_w = _combine([m.weight.detach() for m in modules], w, reads, writes)
+        new_b = None
+        if modules[0].bias is not None:
+            biases = [m.bias.detach() for m in modules]
+            new_b = torch.cat(biases) if writes else _combine(biases, w, False, False)
         _set_module(root, layer.name, _resize(modules[0], new_w, new_b))
-        if layer.norm:
-            norms = [_norm_tensors(m.get_submodule(layer.norm)) for m in members]
-            stacked = {key: torch.cat([n[key] for n in norms]) for key in norms[0]}
-            _set_module(
-                root, layer.norm, _resize_norm(members[0].get_submodule(layer.norm), stacked)
-            )
-    wide = fx.GraphModule(root, copy.deepcopy(chain.graph))
+    for norm in network.norms:
+        tensors = [_norm_tensors(m.get_submodule(norm.name)) for m in members]
+        stacked = {key: torch.cat([t[key] for t in tensors]) for key in tensors[0]}
+        _set_module(root, norm.name, _resize_norm(members[0].get_submodule(norm.name), stacked))
+    wide = fx.GraphModule(root, copy.deepcopy(network.graph))
     wide.train(members[0].training)
     return wide
 
@@ -162,20 +169,22 @@ def _columns(weight: torch.Tensor, spread: int) -> torch.Tensor:
     return per_input.reshape(-1, spread).sum(1)
 
 
-def group_importance(model: nn.Module, chain: Chain, i: int) -> torch.Tensor:
-    """Group L2 magnitude of every output channel of hidden layer ``i`` of ``model``.
+def group_importance(model: nn.Module, network: Network, group: int) -> torch.Tensor:
+    """Group L2 magnitude of every channel of hidden ``group`` of ``model``.
 
-    The mean over the channel's group of squared L2 norms: its row in layer ``i``, its
-    batch-norm scale (if affine), its input columns in layer ``i + 1``.
+    The mean over the channel's group of squared L2 norms: its rows in every layer that writes
+    the group, its batch-norm scales (if affine), its input columns in every layer that reads it.
     """
-    layer, following = chain.layers[i], chain.layers[i + 1]
-    weight = model.get_submodule(layer.name).weight.detach()
-    parts = [weight.pow(2).reshape(weight.shape[0], -1).sum(1)]
-    if layer.norm:
-        norm = model.get_submodule(layer.norm)
-        if norm.weight is not None:
-            parts.append(norm.weight.detach().pow(2))
-    parts.append(_columns(model.get_submodule(following.name).weight, following.spread))
+    parts = []
+    for layer in network.writers(group):
+        weight = model.get_submodule(layer.name).weight.detach()
+        parts.append(weight.pow(2).reshape(weight.shape[0], -1).sum(1))
+    for norm in network.norms_of(group):
+        module = model.get_submodule(norm.name)
+        if module.weight is not None:
+            parts.append(module.weight.detach().pow(2))
+    for layer in network.readers(group):
+        parts.append(_columns(model.get_submodule(layer.name).weight, layer.spread))
     return torch.stack(parts).mean(0)
 
 
@@ -185,32 +194,34 @@ def _input_index(kept: torch.Tensor, spread: int) -> torch.Tensor:
 
 
 def prune(
-    wide: nn.Module, chain: Chain, template: nn.Module
-) -> tuple[nn.Module, list[torch.Tensor]]:
-    """Prune ``wide`` to the widths of ``template`` by group L2 magnitude, layer by layer.
+    wide: nn.Module, network: Network, template: nn.Module
+) -> tuple[nn.Module, dict[int, torch.Tensor]]:
+    """Prune ``wide`` to the widths of ``template`` by group L2 magnitude, group by group.
 
     Returns:
-        A copy of ``template`` holding the kept weights, and the kept channels per hidden layer.
+        A copy of ``template`` holding the kept weights, and the kept channels per hidden group.
     """
-    widths = chain.widths(template)
-    kept: list[torch.Tensor] = []
-    for i in range(len(chain.layers) - 1):
-        importance = group_importance(wide, chain, i)
+    widths = network.widths(template)
+    kept: dict[int, torch.Tensor] = {}
+    for group in network.hidden:
+        importance = group_importance(wide, network, group)
         order = torch.sort(importance, descending=True, stable=True).indices
-        kept.append(torch.sort(order[: widths[i]]).values)
+        kept[group] = torch.sort(order[: widths[group]]).values
     state: dict[str, torch.Tensor] = {}
-    for i, layer in enumerate(chain.layers):
+    for layer in network.layers:
         module = wide.get_submodule(layer.name)
-        rows = kept[i] if i < len(kept) else torch.arange(module.weight.shape[0])
-        weight = module.weight.detach()[rows]
-        if i > 0:
-            weight = weight[:, _input_index(kept[i - 1], layer.spread)]
+        weight = module.weight.detach()
+        if layer.target in kept:
+            weight = weight[kept[layer.target]]
+        if layer.source in kept:
+            weight = weight[:, _input_index(kept[layer.source], layer.spread)]
         state[f"{layer.name}.weight"] = weight
         if module.bias is not None:
-            state[f"{layer.name}.bias"] = module.bias.detach()[rows]
-        if layer.norm:
-            for key, value in _norm_tensors(wide.get_submodule(layer.norm)).items():
-                state[f"{layer.norm}.{key}"] = value[rows]
+            bias = module.bias.detach()
+            state[f"{layer.name}.bias"] = bias[kept[layer.target]] if layer.target in kept else bias
+    for norm in network.norms:
+        for key, value in _norm_tensors(wide.get_submodule(norm.name)).items():
+            state[f"{norm.name}.{key}"] = value[kept[norm.group]]
     model = copy.deepcopy(template)
     missing = set(model.state_dict()) - set(state)
     state.update({key: model.state_dict()[key] for key in missing})  # num_batches_tracked
@@ -218,13 +229,110 @@ def prune(
     return model, kept
 
 
+def _member_importance(
+    members: Sequence[nn.Module], network: Network, group: int, w: torch.Tensor
+) -> torch.Tensor:
+    """``group_importance`` of the wide model, computed from the members' own weights.
+
+    A wide channel's weights are its member's weights padded with zeros (scaled by the member's
+    weight in the layers writing the output), so its squared norms are the member's.
+    """
+    scores = []
+    for k, member in enumerate(members):
+        parts = []
+        for layer in network.writers(group):
+            weight = member.get_submodule(layer.name).weight.detach()
+            parts.append(weight.pow(2).reshape(weight.shape[0], -1).sum(1))
+        for norm in network.norms_of(group):
+            module = member.get_submodule(norm.name)
+            if module.weight is not None:
+                parts.append(module.weight.detach().pow(2))
+        for layer in network.readers(group):
+            column = _columns(member.get_submodule(layer.name).weight, layer.spread)
+            scale = float(w[k]) ** 2 if layer.target == network.output else 1.0
+            parts.append(column * scale)
+        scores.append(torch.stack(parts).mean(0))
+    return torch.cat(scores)
+
+
+def _by_member(wide_index: torch.Tensor, width: int, members: int) -> list[torch.Tensor]:
+    """Sorted wide indices split into member-local indices, member by member."""
+    owner = wide_index // width
+    return [wide_index[owner == k] - k * width for k in range(members)]
+
+
+def _pruned_weight(
+    weights: list[torch.Tensor],
+    w: torch.Tensor,
+    rows: list[torch.Tensor] | None,
+    cols: list[torch.Tensor] | None,
+) -> torch.Tensor:
+    """The kept block of a wide layer, built from the members' weights (``None``: all)."""
+    if rows is None and cols is None:
+        return sum(wk.to(x.dtype) * x for wk, x in zip(w, weights, strict=True))
+    if cols is None:
+        return torch.cat([x[r] for x, r in zip(weights, rows, strict=True)])
+    if rows is None:
+        return torch.cat(
+            [wk.to(x.dtype) * x[:, c] for wk, x, c in zip(w, weights, cols, strict=True)], 1
+        )
+    shape = (sum(len(r) for r in rows), sum(len(c) for c in cols), *weights[0].shape[2:])
+    result = weights[0].new_zeros(shape)
+    row = col = 0
+    for x, r, c in zip(weights, rows, cols, strict=True):
+        result[row : row + len(r), col : col + len(c)] = x[r][:, c]
+        row, col = row + len(r), col + len(c)
+    return result
+
+
+def prune_members(
+    members: Sequence[nn.Module], network: Network, weights: Sequence[float] | None = None
+) -> tuple[nn.Module, dict[int, torch.Tensor]]:
+    """``prune(concatenate(members, network, weights), network, members[0])`` without building
+    the wide model: importance and kept weights are read from the members block by block, so
+    memory stays at the members' size instead of K² times a member's middle layers.
+    """
+    k = len(members)
+    w = _check_weights(weights if weights is not None else [1.0 / k] * k, k)
+    widths = network.widths(members[0])
+    kept: dict[int, torch.Tensor] = {}
+    for group in network.hidden:
+        importance = _member_importance(members, network, group, w)
+        order = torch.sort(importance, descending=True, stable=True).indices
+        kept[group] = torch.sort(order[: widths[group]]).values
+    local = {g: _by_member(index, widths[g], k) for g, index in kept.items()}
+    state: dict[str, torch.Tensor] = {}
+    for layer in network.layers:
+        modules = [m.get_submodule(layer.name) for m in members]
+        rows = local.get(layer.target)
+        cols = None
+        if layer.source in local:
+            cols = [_input_index(c, layer.spread) for c in local[layer.source]]
+        state[f"{layer.name}.weight"] = _pruned_weight(
+            [m.weight.detach() for m in modules], w, rows, cols
+        )
+        if modules[0].bias is not None:
+            biases = [m.bias.detach() for m in modules]
+            state[f"{layer.name}.bias"] = _pruned_weight(biases, w, rows, None)
+    for norm in network.norms:
+        tensors = [_norm_tensors(m.get_submodule(norm.name)) for m in members]
+        for key in tensors[0]:
+            parts = [t[key][r] for t, r in zip(tensors, local[norm.group], strict=True)]
+            state[f"{norm.name}.{key}"] = torch.cat(parts)
+    model = copy.deepcopy(members[0])
+    missing = set(model.state_dict()) - set(state)
+    state.update({key: model.state_dict()[key] for key in missing})  # num_batches_tracked
+    model.load_state_dict(state)
+    return model, kept
+
+
 def transplant(
-    members: Sequence[nn.Module], chain: Chain, weights: Sequence[float] | None = None
+    members: Sequence[nn.Module], network: Network, weights: Sequence[float] | None = None
 ) -> Transplant:
-    """Concatenate ``members`` (weighted) and prune the result back to their size."""
-    wide = concatenate(members, chain, weights)
-    model, kept = prune(wide, chain, members[0])
-    return Transplant(wide, model, kept)
+    """Concatenate ``members`` (weighted) and prune the result back to their size, block by
+    block from the members (the wide model is never built; ``concatenate`` builds it)."""
+    model, kept = prune_members(members, network, weights)
+    return Transplant(model, kept)
 
 
 def fuse_transplant(
@@ -244,13 +352,14 @@ def fuse_transplant(
     if variant not in VARIANTS:
         raise UserError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     same_architecture(list(members))
-    chain = trace_chain(members[0], example)
+    network = trace_network(members[0], example)
     if variant == "one-shot":
-        return transplant(members, chain).model
+        return transplant(members, network).model
     if variant == "iterative":
         fused, count = members[0], 1
         for member in members[1:]:
-            fused = transplant([fused, member], chain, [count / (count + 1), 1 / (count + 1)]).model
+            share = [count / (count + 1), 1 / (count + 1)]
+            fused = transplant([fused, member], network, share).model
             count += 1
         return fused
     level = [(m, 1) for m in members]
@@ -258,7 +367,7 @@ def fuse_transplant(
         paired = []
         for (a, na), (b, nb) in zip(level[::2], level[1::2], strict=False):
             paired.append(
-                (transplant([a, b], chain, [na / (na + nb), nb / (na + nb)]).model, na + nb)
+                (transplant([a, b], network, [na / (na + nb), nb / (na + nb)]).model, na + nb)
             )
         level = paired + (level[-1:] if len(level) % 2 else [])
     return level[0][0]
