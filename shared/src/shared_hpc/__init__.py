@@ -10,7 +10,8 @@
 - Reliability: a failing rank ends the whole MPI job (``run_main``), output paths checked before
   work (``prepare_output_dir``), one run per folder (``lock_folder``), resume only with the same
   inputs (``file_fingerprint``, ``check_resume``), sizes that fit (``require_memory``),
-  devices that exist (``resolve_device``).
+  devices that exist (``resolve_device``), data sets shipped as pickles loaded without running
+  code (``load_array_pickle``).
 
 Every name is imported when first used (and torch, mpi4py and codecarbon only when a function
 needs them), so ``import shared_hpc``, or a package's ``from shared_hpc import UserError``,
@@ -64,6 +65,7 @@ _HOMES = {
     "Headline": "shared_hpc.records",
     "RunRecord": "shared_hpc.records",
     "environment_info": "shared_hpc.records",
+    "load_array_pickle": "shared_hpc.safe_pickle",
 }
 
 __all__ = ["__version__", *sorted(_HOMES)]

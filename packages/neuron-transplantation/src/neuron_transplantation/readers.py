@@ -8,8 +8,8 @@ usually have no internet). Each reader accepts the files as the data sets distri
   (torchvision's layout).
 - CIFAR-10 / CIFAR-100: the "python version" (``cifar-10-batches-py/data_batch_1..5`` and
   ``test_batch``; ``cifar-100-python/train`` and ``test``), in ``source`` or that subfolder. These
-  are Python pickles; they are read with an unpickler that only rebuilds dicts, lists, strings,
-  numbers and numeric NumPy arrays, so a crafted file cannot run code.
+  are Python pickles, read with ``shared_hpc.load_array_pickle``, which only rebuilds dicts,
+  lists, strings, numbers and NumPy arrays, so a crafted file cannot run code.
 - SVHN: ``train_32x32.mat`` and ``test_32x32.mat`` (MATLAB, read with SciPy; label 10 is digit 0).
 - CSV: one file with a header, numeric feature columns and a label column (any values; classes
   are its sorted distinct values).
@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import pickle
 from pathlib import Path
 
 import numpy as np
 
-from shared_hpc import UserError
+from shared_hpc import UserError, load_array_pickle
 
 __all__ = ["IMAGE_SETS", "read_csv", "read_images"]
 
@@ -70,35 +69,14 @@ def _mnist(source: Path) -> Arrays:
     return x[:, None], y, x_test[:, None], y_test
 
 
-_PICKLE_CLASSES = frozenset(
-    {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }
-)
-"""What a pickled NumPy array needs, and nothing else."""
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """Rebuilds plain containers and numeric NumPy arrays; refuses every other class."""
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in _PICKLE_CLASSES:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing {module}.{name}")
-
-
 def _cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        batch = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        batch = load_array_pickle(path)
         x = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         y = np.asarray(batch[label_key], dtype=np.int64)
         if np.asarray(batch["data"]).dtype == object:
             raise TypeError("object arrays are not image data")
-    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as err:
+    except (OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as err:
         raise UserError(f"{path} is not a CIFAR batch: {err}") from None
     if len(x) != len(y):
         raise UserError(f"{path} has {len(x)} images and {len(y)} labels")

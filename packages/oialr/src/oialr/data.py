@@ -4,8 +4,8 @@
 - ``mnist1d``: the MNIST-1D benchmark, generated locally by the ``mnist1d`` package (4000
   training and 1000 test sequences of length 40, its default arguments).
 - ``cifar10``: CIFAR-10's python version from a folder holding ``cifar-10-batches-py`` (read
-  from disk only, with an unpickler that allows arrays only), with the usual crop-and-flip
-  augmentation.
+  from disk only, with ``shared_hpc.load_array_pickle``, which rebuilds arrays only), with the
+  usual crop-and-flip augmentation.
 - ``seattle``: hourly temperatures of Seattle in 2010 (``vega_datasets``), as windows of a week
   that forecast the next day, split in time. The file holds smooth hourly normals, not weather
   (persisting the previous day is off by 0.1 °C), so it shows that OIALR trains a forecaster,
@@ -22,14 +22,13 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from oialr.config import TrainConfig
-from shared_hpc import UserError
+from shared_hpc import UserError, load_array_pickle
 
 __all__ = ["CIFAR10", "DATASETS", "Split", "load_split"]
 
@@ -102,34 +101,11 @@ def _mnist1d(config: TrainConfig) -> Split:
     return _tensor_split(data["x"], data["y"], data["x_test"], data["y_test"], config)
 
 
-class _BatchUnpickler(pickle.Unpickler):
-    """Unpickles CIFAR's batches and nothing else: NumPy arrays, lists, dicts, bytes.
-
-    The batches are pickles; a file planted in their place must not run code on load.
-    """
-
-    _ALLOWED = frozenset(
-        {
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-            ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
-        }
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
-        return super().find_class(module, name)
-
-
 def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images (N × 3 × 32 × 32, uint8) and labels of one batch file of CIFAR-10's python
     version."""
     try:
-        with open(path, "rb") as handle:
-            batch = _BatchUnpickler(handle, encoding="latin1").load()
+        batch = load_array_pickle(path)  # a planted file must not run code on load
         images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch["labels"], dtype=np.int64)
     except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
