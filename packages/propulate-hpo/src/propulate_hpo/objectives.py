@@ -161,12 +161,6 @@ class Objectives:
         """``name:direction`` strings, for checkpoints and records."""
         return [str(o) for o in self.items]
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Objectives) and self.items == other.items
-
-    def __hash__(self) -> int:
-        return hash(self.items)
-
     def __repr__(self) -> str:
         return f"Objectives({self.to_list()!r})"
 

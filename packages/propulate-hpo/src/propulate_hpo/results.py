@@ -150,6 +150,7 @@ class Result:
 
     def __post_init__(self) -> None:
         self._history: pd.DataFrame | None = None
+        self._hypervolume: float | None = None  # at the default reference, once computed
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -367,13 +368,17 @@ class Result:
         from propulate_hpo.front import hypervolume_history
 
         assert self.objectives is not None, "a search of one loss has no hypervolume"
-        ref = (
-            None
-            if reference is None
-            else self.objectives.minimised(dict(zip(self.objectives.names, reference, strict=True)))
-        )
+        if reference is None and self._hypervolume is not None:
+            return self._hypervolume  # metrics, headline and summary all ask for it
+        ref = None
+        if reference is not None:
+            given = dict(zip(self.objectives.names, reference, strict=True))
+            ref = self.objectives.minimised(given)
         curve = hypervolume_history(self, ref)
-        return float(curve["hypervolume"].iloc[-1]) if len(curve) else 0.0
+        volume = float(curve["hypervolume"].iloc[-1]) if len(curve) else 0.0
+        if reference is None:
+            self._hypervolume = volume
+        return volume
 
     def plot_front(self, path: str | Path) -> Path:
         """Plot the Pareto front and the hypervolume over evaluations (see
