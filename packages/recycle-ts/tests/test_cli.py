@@ -63,8 +63,10 @@ def test_train_one_model_across_series_from_a_csv(tmp_path, make_load):
 def test_compare_writes_a_table_and_a_plot(tmp_path):
     out = tmp_path / "cmp"
     assert main(["compare", "--dataset", "taylor", "--models", "recycle,dlinear", "--seeds",
-                 "0", "--output", str(out), *FAST]) == 0  # fmt: skip
+                 "0", "--output", str(out), "--tune", *FAST]) == 0  # fmt: skip
     record = json.loads((out / "results.json").read_text())
+    assert set(record["metrics"]["tuned"]) == {"recycle", "dlinear"}
+    assert record["metrics"]["tuned"]["recycle"]["width"] in (32, 64)
     mae = record["metrics"]["test_mae"]
     assert set(mae) >= {"recycle", "dlinear", "day_type", "seasonal_naive", "ets"}
     assert record["metrics"]["joules"]["recycle"] > 0
@@ -113,6 +115,10 @@ def _paths(tmp_path, load_frame, args):
          "generations must be >= 1"),
         (["train", "--csv", "GAPPY", "--date-column", "time", "--series-column", "site",
           "--output", "OUT"], "no series column 'site'"),
+        (["compare", "--dataset", "west-coast", "--output", "OUT"],
+         "the data set west-coast holds several series; compare takes one"),
+        (["train", "--dataset", "west-coast", "--output", "OUT", "--resume"],
+         "--resume continues a run of one series"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, load_frame, args, message):

@@ -63,6 +63,19 @@ def test_taylor_starts_on_monday_5_june_2000():
     assert len(frame) == 4032 and frame["date"].diff().iloc[1] == pd.Timedelta("30min")
 
 
+def test_the_west_coast_collection_is_two_whole_years_of_hours():
+    from recycle_ts.config import ForecastConfig
+    from recycle_ts.many import load_collection
+
+    config = ForecastConfig(date_column="date", target=["load"], **EMBEDDED["west-coast"][1])
+    collection, data = load_collection(None, "west-coast", config)
+    assert sorted(collection) == ["san-francisco", "seattle"] and data["name"] == "west-coast"
+    for series in collection.values():  # the one missing hour (14 March, 03:00) interpolated
+        assert series.cycles == 365 and series.cycle == 24 and np.isfinite(series.values).all()
+    seattle = EMBEDDED["seattle"][0]()
+    np.testing.assert_array_equal(collection["seattle"].values.ravel(), seattle["load"])
+
+
 def _berlin(days: int = 60) -> pd.DataFrame:
     """Hourly data in UTC across the spring and autumn DST changes of Berlin, 2024."""
     local = []

@@ -23,7 +23,9 @@ from shared_hpc import (
     write_text_atomic,
 )
 
-DATASETS = ("taylor", "seattle")
+STATE = "training-state.pt"
+"""The training state a ``train`` run writes after every epoch (``--resume`` reads it)."""
+DATASETS = ("taylor", "seattle", "san-francisco", "west-coast")
 """The embedded data sets (``recycle_ts.data.EMBEDDED``), listed here so ``--help`` is quick."""
 
 
@@ -42,6 +44,9 @@ def _config(args: argparse.Namespace, many: bool = False) -> ForecastConfig:
                                 **EMBEDDED[args.dataset][1]}  # fmt: skip
         config = config_from_args(args, base=base)
     if config.series_column and not many:
+        if args.dataset:
+            raise UserError(f"the data set {args.dataset} holds several series; "
+                            f"{args.command} takes one (train takes several)")  # fmt: skip
         raise UserError(f"{args.command} takes one series; --series-column is for train")
     return config
 
@@ -49,12 +54,12 @@ def _config(args: argparse.Namespace, many: bool = False) -> ForecastConfig:
 def _train_many(args: argparse.Namespace, config: ForecastConfig) -> int:
     from recycle_ts.many import fit_many, load_collection
 
-    if args.csv is None:
-        raise UserError("--series-column needs --csv")
+    if args.resume:
+        raise UserError("--resume continues a run of one series; rerun many series from start")
     comm = get_comm()
     prepare_output_dir(args.output)
     with lock_folder(args.output, comm):
-        collection, data = load_collection(args.csv, config)
+        collection, data = load_collection(args.csv, args.dataset, config)
         set_torch_threads(comm)
         with Recorder("recycle-ts", __version__, comm) as run:
             result = fit_many(collection, config, data, comm)
@@ -92,7 +97,9 @@ def _train(args: argparse.Namespace) -> int:
                             f"validation {record.validation_loss:.4f}")  # fmt: skip
 
         with Recorder("recycle-ts", __version__, comm) as run:
-            result = fit(series, config, data, progress=report, comm=comm)
+            result = fit(series, config, data, progress=report, comm=comm,
+                         state_file=args.output / STATE, resume=args.resume,
+                         force_resume=args.force_resume)  # fmt: skip
         if run.is_writer:
             result.forecaster.save(args.output / "model")
             write_text_atomic(args.output / "test_forecasts.csv",
@@ -108,7 +115,7 @@ def _train(args: argparse.Namespace) -> int:
             metrics={**result.metrics(), "data": data},
             headline=result.headline(),
             artifacts=["model/model.json", "model/model.pt", "test_forecasts.csv",
-                       "history.csv", "forecast.png"],
+                       "history.csv", "forecast.png", STATE],
         )  # fmt: skip
     rank0_print(f"{result.headline().name}: {result.test[result.model]['mae']:.4g}; "
                 f"wrote {args.output}")  # fmt: skip
@@ -131,7 +138,7 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from recycle_ts.comparison import compare
+    from recycle_ts.comparison import GRID, compare, tune
     from recycle_ts.data import load_series
     from recycle_ts.plots import plot_comparison
     from shared_hpc.bench import markdown_table
@@ -143,6 +150,11 @@ def _compare(args: argparse.Namespace) -> int:
         series, data = load_series(args.csv, args.dataset, config)
         set_torch_threads(comm)
         with Recorder("recycle-ts", __version__, comm) as run:
+            chosen: dict[str, dict[str, Any]] = {}
+            if args.tune:
+                for model in args.models:
+                    chosen[model] = tune(series, config, model, comm=comm).chosen
+                    rank0_print(f"{model}: chose {chosen[model]} on validation from {GRID}")
             comparison = compare(
                 series,
                 config,
@@ -151,13 +163,15 @@ def _compare(args: argparse.Namespace) -> int:
                 data,
                 comm,
                 progress=lambda r: rank0_print(f"{r.model} seed {r.seed} done"),
+                settings=chosen,
             )
         rows = comparison.rows()
         table = markdown_table(
-            ["model", "kind", "seeds", "test MAE", "test MASE", "train s", "energy J"],
+            ["model", "kind", "seeds", "test MAE", "test MASE", "train s", "energy J", "tuned"],
             [[r["name"], r["kind"], r["seeds"], f"{r['mae']:.4g}", f"{r['mase']:.3f}",
               "" if r["train_seconds"] is None else f"{r['train_seconds']:.2f}",
-              "" if r["joules"] is None else f"{r['joules']:.1f} ({r['energy_method']})"]
+              "" if r["joules"] is None else f"{r['joules']:.1f} ({r['energy_method']})",
+              ", ".join(f"{k} {v:g}" for k, v in chosen.get(r["name"], {}).items())]
              for r in rows],
         )  # fmt: skip
         if run.is_writer:
@@ -166,7 +180,7 @@ def _compare(args: argparse.Namespace) -> int:
         run.write(
             args.output / "results.json",
             config={**vars(config), "models": list(args.models), "seeds": list(args.seeds)},
-            metrics={**comparison.metrics(), "data": data},
+            metrics={**comparison.metrics(), "tuned": chosen, "data": data},
             headline=comparison.headline(),
             artifacts=["comparison.md", "comparison.png"],
         )
@@ -239,6 +253,16 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model; score it and every baseline")
     _data_flags(train)
     train.add_argument("--output", type=Path, required=True, help="folder for the results")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue from the folder's {STATE} (written after every epoch)",
+    )
+    train.add_argument(
+        "--force-resume",
+        action="store_true",
+        help="resume even if the state was saved with other data",
+    )
     add_config_flags(train, ForecastConfig)
     train.set_defaults(run=_train)
 
@@ -255,6 +279,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--models", type=_list(str, MODELS), default=list(MODELS),
                          help="e.g. recycle,dlinear (default: all)")  # fmt: skip
     compare.add_argument("--seeds", type=_list(int), default=[0], help="e.g. 0,1,2")
+    compare.add_argument(
+        "--tune", action="store_true", help="first choose each network's width and lr on validation"
+    )
     add_config_flags(compare, ForecastConfig)
     compare.set_defaults(run=_compare)
 

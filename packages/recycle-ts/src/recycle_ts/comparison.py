@@ -2,18 +2,22 @@
 
 Every model is trained by the same loop on the same split; the profiles and Holt-Winters are
 scored on the same test windows, once. Each training loop is measured by its own
-``EnergyMeter`` (inside a command's ``Recorder`` it shares the recorder's sensors).
+``EnergyMeter`` (inside a command's ``Recorder`` it shares the recorder's sensors). Each
+network may first be tuned on the validation windows (``tune``), as Holt-Winters' form and
+the residual reference are, so that no model is compared at a weak default.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from recycle_ts.config import ForecastConfig
 from recycle_ts.data import CycleSeries
+from recycle_ts.model import WIDTHLESS
 from recycle_ts.training import FitResult, fit, score_references
 from shared_hpc import Comm, Headline, SerialComm
 
@@ -100,6 +104,45 @@ class Comparison:
         )
 
 
+GRID: dict[str, tuple[Any, ...]] = {"width": (32, 64), "lr": (1e-3, 3e-3)}
+"""The settings ``tune`` tries for every network: its size and learning rate."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Settings of one network chosen on the validation windows.
+
+    Attributes:
+        model: The network.
+        chosen: The settings with the lowest best validation loss.
+        trials: Every setting tried and its best validation loss.
+    """
+
+    model: str
+    chosen: dict[str, Any]
+    trials: list[tuple[dict[str, Any], float]]
+
+
+def tune(
+    series: CycleSeries,
+    config: ForecastConfig,
+    model: str,
+    grid: Mapping[str, Sequence[Any]] = GRID,
+    comm: Comm | None = None,
+) -> Tuning:
+    """Try every combination of ``grid`` for ``model`` (seed ``config.seed``) and keep the one
+    with the lowest validation loss; the test span is never looked at."""
+    if model in WIDTHLESS:
+        grid = {k: v for k, v in grid.items() if k != "width"}
+    trials = []
+    for values in itertools.product(*grid.values()):
+        settings = dict(zip(grid, values, strict=True))
+        result = fit(series, replace(config, model=model, **settings), references=False,
+                     comm=comm)  # fmt: skip
+        trials.append((settings, min(r.validation_loss for r in result.history)))
+    return Tuning(model, min(trials, key=lambda t: t[1])[0], trials)
+
+
 def compare(
     series: CycleSeries,
     config: ForecastConfig,
@@ -108,6 +151,7 @@ def compare(
     data: dict[str, Any] | None = None,
     comm: Comm | None = None,
     progress: Callable[[Run], None] | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Comparison:
     """Train each of ``models`` with each of ``seeds`` on ``series``, measuring each run.
 
@@ -119,13 +163,15 @@ def compare(
         data: Fingerprint of the data.
         comm: Ranks measured together (default: this process alone).
         progress: Called after each run.
+        settings: Per model, settings that replace ``config``'s (e.g. ``Tuning.chosen``).
     """
     comm = SerialComm() if comm is None else comm
+    settings = settings or {}
     runs = []
     for seed in seeds:  # seeds outermost: models alternate, so load drifts hit all alike
         for model in models:
-            result = fit(series, replace(config, model=model, seed=seed), data,
-                         references=False, comm=comm)  # fmt: skip
+            own = replace(config, model=model, seed=seed, **settings.get(model, {}))
+            result = fit(series, own, data, references=False, comm=comm)
             run = Run(model, seed, result, result.train_joules, result.energy_method)
             runs.append(run)
             if progress is not None:

@@ -429,10 +429,10 @@ def taylor() -> pd.DataFrame:
     return pd.DataFrame({"date": dates, "load": demand})
 
 
-def seattle() -> pd.DataFrame:
-    """Hourly temperatures of Seattle in 2010.
+def _vega_hourly(name: str) -> pd.DataFrame:
+    """An hourly 2010 temperature file of ``vega_datasets`` as columns ``date`` and ``load``.
 
-    The file's time stamps follow no zone's daylight-saving rule (02:00 exists on 14 March,
+    The files' time stamps follow no zone's daylight-saving rule (02:00 exists on 14 March,
     03:00 does not, and no hour repeats in November), so they are taken as a regular hourly
     series and the one missing hour is interpolated linearly.
 
@@ -443,12 +443,29 @@ def seattle() -> pd.DataFrame:
         from vega_datasets import local_data  # the file shipped in the package, never a URL
     except ImportError:
         raise UserError(
-            "the Seattle data need vega_datasets: pip install recycle-ts[demo]"
+            "the temperature data need vega_datasets: pip install recycle-ts[demo]"
         ) from None
-    frame = local_data.seattle_temps().set_index("date")
+    frame = local_data(name).set_index("date")
     grid = pd.date_range(frame.index[0], frame.index[-1], freq="1h")
     frame = frame.reindex(grid).interpolate(method="linear")
     return frame.rename_axis("date").reset_index().rename(columns={"temp": "load"})
+
+
+def seattle() -> pd.DataFrame:
+    """Hourly temperatures of Seattle in 2010 (climate normals, degrees Fahrenheit)."""
+    return _vega_hourly("seattle-temps")
+
+
+def san_francisco() -> pd.DataFrame:
+    """Hourly temperatures of San Francisco in 2010 (climate normals, degrees Fahrenheit)."""
+    return _vega_hourly("sf-temps")
+
+
+def west_coast() -> pd.DataFrame:
+    """Seattle's and San Francisco's hourly temperatures as two series of one table (column
+    ``city``): the embedded example of many series of one cycle."""
+    parts = [seattle().assign(city="seattle"), san_francisco().assign(city="san-francisco")]
+    return pd.concat(parts, ignore_index=True)
 
 
 def load_series(
@@ -459,7 +476,7 @@ def load_series(
 
     Args:
         csv: A CSV file, or ``None`` for ``dataset``.
-        dataset: ``taylor`` or ``seattle`` where ``csv`` is ``None``.
+        dataset: The name of an embedded data set of one series where ``csv`` is ``None``.
         config: A ``ForecastConfig`` (columns, cycle, timezone).
 
     Raises:
@@ -483,6 +500,9 @@ def load_series(
 EMBEDDED = {
     "taylor": (taylor, {"cycle": "48", "country": "GB", "history": 7, "horizon": 1}),
     "seattle": (seattle, {"cycle": "24", "country": "US"}),
+    "san-francisco": (san_francisco, {"cycle": "24", "country": "US"}),
+    "west-coast": (west_coast, {"cycle": "24", "country": "US", "series_column": "city"}),
 }
-"""Embedded data sets: loader and the settings that suit them (columns ``date`` and ``load``).
-Taylor's 84 days leave room for day-ahead forecasts from one week of history only."""
+"""Embedded data sets: loader and the settings that suit them (columns ``date`` and ``load``;
+``west-coast`` holds two series, told apart by ``city``). Taylor's 84 days leave room for
+day-ahead forecasts from one week of history only."""

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from recycle_ts.config import ForecastConfig
-from recycle_ts.data import CycleSeries, read_csv, to_cycles
+from recycle_ts.data import EMBEDDED, CycleSeries, read_csv, to_cycles
 from recycle_ts.forecaster import Forecaster
 from recycle_ts.model import Window, build_network
 from recycle_ts.training import fit, score_model, set_up, train_network
@@ -43,14 +43,22 @@ def split_by_series(frame: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]
 
 
 def load_collection(
-    csv: Path, config: ForecastConfig
+    csv: Path | None, dataset: str | None, config: ForecastConfig
 ) -> tuple[dict[str, CycleSeries], dict[str, Any]]:
-    """Every series of a CSV file with a series-id column, and the file's fingerprint.
+    """Every series of a CSV file (or an embedded data set) with a series-id column, and the
+    data's fingerprint.
 
     Raises:
-        UserError: Bad data in any series (the message names it), or cycles that differ.
+        UserError: Neither or both sources, bad data in any series (the message names it), or
+            cycles that differ.
     """
-    frame = read_csv(csv, config.date_column)
+    if (csv is None) == (dataset is None):
+        raise UserError("give exactly one of --csv FILE and --dataset NAME")
+    if csv is not None:
+        frame, fingerprint = read_csv(csv, config.date_column), file_fingerprint(csv)
+    else:
+        frame = EMBEDDED[dataset][0]()
+        fingerprint = {"name": dataset, "rows": len(frame)}
     collection = {}
     for key, part in split_by_series(frame, config.series_column).items():
         try:
@@ -62,7 +70,7 @@ def load_collection(
     cycles = {s.cycle for s in collection.values()}
     if len(cycles) > 1:
         raise UserError(f"the series have different cycles {sorted(cycles)}; pass --cycle")
-    return collection, file_fingerprint(csv)
+    return collection, fingerprint
 
 
 @dataclass

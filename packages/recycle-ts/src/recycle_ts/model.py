@@ -251,6 +251,8 @@ NETWORKS = {
     "transformer": StepTransformer,
     "dlinear": DLinear,
 }
+WIDTHLESS = ("dlinear",)
+"""Networks whose size does not depend on ``width`` (linear maps of the history)."""
 
 
 def build_network(shape: Shape, config: ForecastConfig) -> nn.Module:

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from recycle_ts.ets import ets_forecasts
 from recycle_ts.forecaster import Forecaster
 from recycle_ts.metrics import coverage, naive_scale, pinball, point_metrics
 from recycle_ts.model import Window, build_network
+from recycle_ts.resume import TrainingState
 from recycle_ts.windows import prepare, windows
 from shared_hpc import Comm, EnergyMeter, Headline, SerialComm, UserError
 
@@ -88,6 +90,15 @@ class EarlyStopping:
         if self.state is not None:
             network.load_state_dict(self.state)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to stop where this one would have."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "waited": self._waited,
+                "state": self.state}  # fmt: skip
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.best, self.best_epoch = saved["best"], saved["best_epoch"]
+        self._waited, self.state = saved["waited"], saved["state"]
+
 
 def _loss(network: nn.Module, batch: Window, levels: torch.Tensor) -> torch.Tensor:
     out = network(batch)
@@ -112,6 +123,8 @@ def train_network(
     config: ForecastConfig,
     progress: Callable[[EpochRecord], None] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    state: TrainingState | None = None,
+    resume: bool = False,
 ) -> tuple[list[EpochRecord], EarlyStopping]:
     """Train ``network`` in place and leave the best epoch's weights in it.
 
@@ -120,11 +133,14 @@ def train_network(
         train: Training windows.
         validation: Validation windows (early stopping).
         config: Loss, batch size, epochs, patience, learning rate, seed.
-        progress: Called after every epoch.
+        progress: Called after every epoch (after the training state is written).
         optimizer: Adam over ``network`` with ``config.lr`` where not given.
+        state: Where to write the training state after every epoch (``None``: nowhere).
+        resume: Continue from ``state``'s file where it exists.
 
     Raises:
-        UserError: The loss stops being finite (diverged).
+        UserError: The loss stops being finite (diverged), or the saved state belongs to
+            another run.
     """
     levels = torch.tensor(config.levels)
     if optimizer is None:
@@ -132,9 +148,18 @@ def train_network(
     stopper = EarlyStopping(config.patience)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[EpochRecord] = []
-    seconds = 0.0
+    seconds, stopped = 0.0, False
+    saved = state.load(network) if state is not None and resume else None
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+        stopper.load_state_dict(saved["stopping"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])  # dropout draws from it
+        history = [EpochRecord(**r) for r in saved["history"]]
+        seconds, stopped = history[-1].seconds, saved["stopped"]
     network.train()
-    for epoch in range(1, config.epochs + 1):
+    last = len(history) if stopped else config.epochs
+    for epoch in range(len(history) + 1, last + 1):
         began = time.perf_counter()
         order = torch.randperm(len(train), generator=generator)
         losses = []
@@ -150,9 +175,15 @@ def train_network(
         record = EpochRecord(epoch, float(np.mean(losses)), _evaluate(network, validation, levels),
                              seconds)  # fmt: skip
         history.append(record)
-        if progress is not None:
+        stopped = stopper.update(record.validation_loss, network, epoch)
+        if state is not None:
+            state.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                        "stopping": stopper.state_dict(), "generator": generator.get_state(),
+                        "torch_rng": torch.get_rng_state(), "stopped": stopped,
+                        "history": [vars(r) for r in history]})  # fmt: skip
+        if progress is not None:  # after the state is written: an interrupt here loses nothing
             progress(record)
-        if stopper.update(record.validation_loss, network, epoch):
+        if stopped:
             break
     stopper.restore(network)
     network.eval()
@@ -168,7 +199,8 @@ class FitResult:
         history: One record per epoch.
         best_epoch: The epoch whose weights were kept.
         train_seconds: Time in the training loop (validation excluded).
-        train_joules: Energy of the training loop (validation included).
+        train_joules: Energy of the training loop in this process (validation included; a
+            resumed run's epochs before the resume are not in it).
         energy_method: How it was obtained (``rapl``, ``estimated``, ...).
         parameters: Trainable parameters of the network.
         test: Per forecaster name (the model, each profile, ``ets``): MAE, MAPE, MASE, bias (and
@@ -176,6 +208,7 @@ class FitResult:
         test_forecasts: The model's test forecasts with time stamps.
         windows: Training, validation and test windows.
         ets_form: The Holt-Winters season and trend chosen on the validation span, per target.
+        resumed_epochs: Epochs read from a saved training state rather than trained here.
     """
 
     forecaster: Forecaster
@@ -189,6 +222,7 @@ class FitResult:
     test_forecasts: pd.DataFrame
     windows: dict[str, int] = field(default_factory=dict)
     ets_form: dict[str, str] = field(default_factory=dict)
+    resumed_epochs: int = 0
 
     @property
     def model(self) -> str:
@@ -214,6 +248,7 @@ class FitResult:
             "validation_loss": min(r.validation_loss for r in self.history),
             "windows": self.windows,
             "ets_form": self.ets_form,
+            "resumed_epochs": self.resumed_epochs,
         }
 
     def headline(self) -> Headline:
@@ -354,6 +389,9 @@ def fit(
     progress: Callable[[EpochRecord], None] | None = None,
     references: bool = True,
     comm: Comm | None = None,
+    state_file: Path | None = None,
+    resume: bool = False,
+    force_resume: bool = False,
 ) -> FitResult:
     """Train ``config.model`` on ``series`` and score it beside the references on the test span.
 
@@ -364,9 +402,13 @@ def fit(
         progress: Called after every epoch.
         references: Also score every profile and Holt-Winters (the slow part on long data).
         comm: Ranks whose energy the training's meter sums (default: this process).
+        state_file: Where the training state is written after every epoch (``None``: nowhere).
+        resume: Continue from ``state_file`` where it exists.
+        force_resume: Resume even when the state was saved with other data.
 
     Raises:
-        UserError: Too short a series for the split, or a diverging run.
+        UserError: Too short a series for the split, a diverging run, or a saved state of
+            another run.
     """
     setup = set_up(series, config, data)
     forecaster, split, config = setup.forecaster, setup.split, setup.forecaster.config
@@ -375,8 +417,20 @@ def fit(
     network = build_network(forecaster.shape(series), config)
     # built before the meter starts: its first construction imports much of torch
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
-    with EnergyMeter(SerialComm() if comm is None else comm) as meter:
-        history, stopper = train_network(network, train, validation, config, progress, optimizer)
+    comm = SerialComm() if comm is None else comm
+    state = None
+    if state_file is not None:
+        state = TrainingState(state_file, config, data or {}, force_resume, comm.Get_rank() == 0)
+    trained: list[EpochRecord] = []  # the epochs of this process, not those resumed
+
+    def record(epoch: EpochRecord) -> None:
+        trained.append(epoch)
+        if progress is not None:
+            progress(epoch)
+
+    with EnergyMeter(comm) as meter:
+        history, stopper = train_network(network, train, validation, config, record, optimizer,
+                                         state, resume)  # fmt: skip
     forecaster.network = network
 
     test_frame, scores = score_model(forecaster, series, split)
@@ -397,6 +451,7 @@ def fit(
         test_forecasts=test_frame,
         windows={k: len(getattr(split, k)) for k in ("train", "validation", "test")},
         ets_form=trend,
+        resumed_epochs=len(history) - len(trained),
     )
 
 
