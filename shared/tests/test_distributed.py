@@ -121,12 +121,22 @@ def test_threads_per_rank_share_the_cores(monkeypatch):
     from shared_hpc import UserError, set_torch_threads
 
     before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     try:
         cores = len(__import__("os").sched_getaffinity(0))
         assert set_torch_threads(SerialComm()) == cores == torch.get_num_threads()
         assert set_torch_threads(SerialComm(), threads=1) == 1 == torch.get_num_threads()
         with pytest.raises(UserError, match="threads must be >= 1"):
             set_torch_threads(SerialComm(), threads=0)
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the job script's word wins over the share
+        assert set_torch_threads(SerialComm()) == 3 == torch.get_num_threads()
+        assert set_torch_threads(SerialComm(), threads=1) == 1  # and the caller's over both
+        monkeypatch.setenv("OMP_NUM_THREADS", "two")
+        with pytest.raises(UserError, match="OMP_NUM_THREADS must be a whole number"):
+            set_torch_threads(SerialComm())
+        monkeypatch.setenv("OMP_NUM_THREADS", "0")
+        with pytest.raises(UserError, match="threads must be >= 1"):
+            set_torch_threads(SerialComm())
     finally:
         torch.set_num_threads(before)
 

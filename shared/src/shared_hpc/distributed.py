@@ -234,11 +234,16 @@ def torch_distributed(
 
 
 def set_torch_threads(comm: Comm | None = None, threads: int | None = None) -> int:
-    """Set torch's CPU threads of this rank: ``threads``, or its share of the node's cores.
+    """Set torch's CPU threads of this rank: ``threads``, ``OMP_NUM_THREADS`` where the user or
+    the job script set it, or else its share of the node's cores.
 
     OpenMP threads of ranks that share a node spin against each other (ten times slower on a
-    busy two-core machine), so by default the ranks of a node split its cores. Collective over
-    ``comm`` when ``threads`` is not given. Returns the number set.
+    busy two-core machine), so by default the ranks of a node split its cores; a machine
+    shared with other jobs is told so by ``OMP_NUM_THREADS``, as every OpenMP program is.
+    Collective over ``comm`` when ``threads`` is not given. Returns the number set.
+
+    Raises:
+        UserError: ``threads`` or ``OMP_NUM_THREADS`` is not a whole number >= 1.
     """
     import torch
 
@@ -248,6 +253,11 @@ def set_torch_threads(comm: Comm | None = None, threads: int | None = None) -> i
         affinity = getattr(os, "sched_getaffinity", None)
         cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
         threads = max(1, cores // max(1, info.local_size))
+        given = os.environ.get("OMP_NUM_THREADS", "").strip()
+        if given:
+            if not given.isdigit():
+                raise UserError(f"OMP_NUM_THREADS must be a whole number >= 1, got {given!r}")
+            threads = int(given)
     if threads < 1:
         raise UserError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
