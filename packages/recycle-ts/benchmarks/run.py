@@ -185,7 +185,7 @@ def main() -> None:
         text = (
             f"Machine: {machine_line()} (shared with other jobs: timings are noisy, ratios "
             f"measured side by side remain meaningful). Energy of each training run as the "
-            f"energy meter obtained it (method in the targets below).\n\n{result}"
+            f"energy meter obtained it (its method named below).\n\n{result}"
         )
         replace_marked_block(HERE / "BENCHMARKS.md", name, text, append=True)
         print(text, flush=True)
