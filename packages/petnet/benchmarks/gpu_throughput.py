@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{threads} torch threads. Highest activity of each use case, median of {args.repeats} "
         "runs after one warm-up; PETNet times include encoding and patch building on the CPU.",
         "",
-        "| use case | singles | PETNet ring (GPU) | PETNet ring (CPU) | PETNet dense (GPU) "
-        "| GATE takeWinnerOfGoods | sliding window | PETNet ring GPU ÷ GATE |",
-        "|---|---|---|---|---|---|---|---|",
+        "| use case | singles | PETNet ring, events (GPU) | PETNet ring, time-stepped (GPU) "
+        "| PETNet ring, events (CPU) | PETNet dense (GPU) | GATE takeWinnerOfGoods "
+        "| sliding window | PETNet ring events GPU ÷ GATE |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for case in (SMALL, CLINICAL):
         index = len(case.activities_mbq) - 1
@@ -72,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         test = acquisition(case, activity, case.decays[2], 300 + index)
         checkpoint = args.work / "runs" / case.tag / "ring" / "best.pt"
         gpu = PETNetSorter.from_checkpoint(checkpoint, args.device, batch_size=args.batch_size)
+        steps = PETNetSorter.from_checkpoint(
+            checkpoint, args.device, batch_size=args.batch_size, engine="steps"
+        )
         cpu = PETNetSorter.from_checkpoint(checkpoint, "cpu")
         methods = {
             "gpu": gpu.predict,
+            "steps": steps.predict,
             "cpu": cpu.predict,
             "gate": lambda s: gate_sorter(s, 4.0),
             "sliding": lambda s: sliding_window(s, 4.0, (350.0, 650.0)),
@@ -88,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         lines.append(
             f"| {case.tag}, {activity:g} MBq | {n:,} | {rate(speed['gpu'])} | "
-            f"{rate(speed['cpu'])} | {rate(speed['dense']) if 'dense' in speed else '–'} | "
+            f"{rate(speed['steps'])} | {rate(speed['cpu'])} | "
+            f"{rate(speed['dense']) if 'dense' in speed else '–'} | "
             f"{rate(speed['gate'])} | {rate(speed['sliding'])} | "
             f"{speed['gpu'] / speed['gate']:.2f} |"
         )

@@ -84,13 +84,13 @@ def test_train_flags_win_over_the_toml_file_and_the_file_over_the_defaults(tmp_p
     )
     run = tmp_path / "run"
     argv = ["train", str(data), "--output", str(run), "--config", str(toml)]
-    assert main([*argv, "--train.epochs", "1", "--encoding.bin-width-ns", "0.25"]) == 0
+    assert main([*argv, "--train.epochs", "1", "--encoding.bin-width-ns", "0.5"]) == 0
     stored = json.loads((run / "results.json").read_text())["config"]["petnet"]
     assert stored["train"]["epochs"] == 1  # flag over file
     assert stored["train"]["batch_size"] == 64 and stored["model"]["hidden"] == [8]  # file
     assert stored["encoding"] == {
-        "bin_width_ns": 0.25,  # flag over default
-        "max_gap_bins": 16,
+        "bin_width_ns": 0.5,  # flag over default
+        "max_gap_bins": 32,
         "energy_window_kev": [350.0, 650.0],
         "tolerance_bins": 3,
         "channels": ["spike", "energy"],

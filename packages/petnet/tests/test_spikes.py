@@ -20,7 +20,7 @@ def pair_and_single(hand_singles):
 
 
 def test_long_silences_are_shortened_and_targets_sit_at_the_decision_time(pair_and_single):
-    config = EncodingConfig(max_gap_bins=16)
+    config = EncodingConfig(bin_width_ns=0.5, max_gap_bins=16)
     stream = encode(pair_and_single, config)
     assert stream.raw_bin.tolist() == [0, 2, 1000]
     assert stream.bin.tolist() == [16, 18, 34]  # the 998-bin silence became 16
@@ -47,7 +47,7 @@ def test_window_starts_skip_empty_windows(pair_and_single):
 
 
 def test_decode_matches_spikes_after_singles_within_tolerance(pair_and_single):
-    config = EncodingConfig(tolerance_bins=2)
+    config = EncodingConfig(bin_width_ns=0.5, tolerance_bins=2)
     stream = encode(pair_and_single, config)
     b = stream.bin
     spike_bin = np.array([b[0] + 2, b[0] + 2, b[1] + 0, b[2] + 3, b[2] - 1])

@@ -36,7 +36,11 @@ def test_short_training_lowers_the_loss_and_beats_chance(trained, test_singles):
     )
     headline = result.headline()
     assert headline.value == round(result.best_f1, 4) and headline.paper == 0.952
-    decoded = PETNetSorter.from_checkpoint(out / "best.pt").predict(test_singles)
+    sorter = PETNetSorter.from_checkpoint(out / "best.pt")
+    assert sorter.engine == "events"  # trained quiescent, so it runs event-driven
+    decoded = sorter.predict(test_singles)
+    stepped = PETNetSorter.from_checkpoint(out / "best.pt", engine="steps").predict(test_singles)
+    assert np.array_equal(decoded.flags, stepped.flags) and decoded.spurious == stepped.spurious
     f1 = score(test_singles, decoded.flags, decoded.spurious).f1
     rng = np.random.default_rng(0)
     guess = rng.random(len(test_singles)) < decoded.flags.mean()

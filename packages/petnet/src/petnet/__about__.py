@@ -1,3 +1,3 @@
 """The version of petnet, read by the build and checked against release tags."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -3,6 +3,8 @@
 * ``petnet.sim`` — Monte-Carlo acquisitions (scanner presets, sources, scatter, dead time);
 * ``petnet.classical`` — the paper's sliding window and a GATE-style coincidence sorter;
 * ``petnet.model``, ``petnet.train``, ``petnet.inference`` — the spiking networks;
+* ``petnet.events`` — event-driven inference of the ``ring`` network;
+* ``petnet.gate`` — GATE singles (ROOT, ASCII) in; ``petnet.tuning`` — the tuned GATE baseline;
 * ``petnet.metrics``, ``petnet.evaluate`` — one scoring function for every method;
 * ``petnet.config`` — every setting, as the dataclasses the commands' flags and TOML fill.
 """

@@ -1,6 +1,7 @@
 """Command line of petnet: the parser and one short handler per command.
 
 petnet simulate --scanner small --activity-mbq 50 --duration-ms 4 --output data.h5
+petnet convert Singles.root --system scanner.toml --output data.h5   (GATE output in)
 petnet sort data.h5 --method gate --policy takeWinnerOfGoods --output pairs.npz
 petnet train data.h5 --output run/ --train.epochs 4   (mpiexec -n 4 petnet train ... for DDP)
 petnet evaluate test.h5 --model run/best.pt --output eval/
@@ -51,6 +52,22 @@ def _simulate(args: argparse.Namespace) -> None:
     rank0_print(
         f"{len(singles)} singles ({rate / 1e6:.2f} Mcps) from {singles.meta['n_decays']} decays "
         f"in {time.perf_counter() - tic:.1f} s → {output}"
+    )
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from petnet.gate import load_gate_system, read_gate
+
+    system = load_gate_system(args.system)
+    output = check_singles_path(args.output)
+    tic = time.perf_counter()
+    singles = read_gate(args.data, system)
+    singles.save(output)
+    truth = "with" if singles.has_truth else "without"
+    rank0_print(
+        f"{len(singles)} singles ({truth} ground truth) on {system.scanner.n_rings} × "
+        f"{system.scanner.crystals_per_ring} crystals in {time.perf_counter() - tic:.1f} s "
+        f"→ {output}"
     )
 
 
@@ -172,6 +189,20 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--output", required=True, type=Path, help="singles file (.h5 or .npz)")
     add_config_flags(sim, AcquisitionConfig)
     sim.set_defaults(run=_simulate)
+
+    conv = commands.add_parser(
+        "convert",
+        help="GATE singles (ROOT or ASCII) into a petnet singles file",
+        description="Read the Singles tree of a GATE ROOT file (needs petnet[gate]) or a GATE "
+        "ASCII Singles.dat file, map the cylindricalPET volume IDs to petnet's crystals as the "
+        "system TOML describes, and write time-sorted singles.",
+    )
+    conv.add_argument("data", type=Path, help="GATE file: .root, or ASCII (e.g. Singles.dat)")
+    conv.add_argument(
+        "--system", required=True, type=Path, help="TOML: the GATE hierarchy and scanner"
+    )
+    conv.add_argument("--output", required=True, type=Path, help="singles file (.h5 or .npz)")
+    conv.set_defaults(run=_convert)
 
     sort = commands.add_parser("sort", help="find coincidences in a singles file")
     sort.add_argument("data", type=Path, help="singles file")

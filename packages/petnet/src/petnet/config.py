@@ -13,7 +13,7 @@ A training run (``petnet train data.h5 --output run/ --config run.toml``)::
     hidden = [64, 64]
 
     [encoding]
-    bin_width_ns = 0.5
+    bin_width_ns = 0.25
     energy_window_kev = [350.0, 650.0]
 
     [train]
@@ -109,6 +109,9 @@ class ModelConfig:
             out too and two partners must not fire.
         current_noise: Standard deviation of the noise on input currents while training
             (gives decisions a margin).
+        quiescent: Keep every neuron's bias below the current that would make it fire
+            without input, so the network is silent at rest and can run event-driven
+            (``petnet.events``); checkpoints of petnet 0.1 load with ``False``.
     """
 
     architecture: Architecture = "ring"
@@ -123,6 +126,7 @@ class ModelConfig:
     init_gain: float = 3.0
     direct_init: tuple[float, float] | None = None
     current_noise: float = 0.1
+    quiescent: bool = True
 
     def __post_init__(self) -> None:
         if self.architecture not in ("dense", "ring"):
@@ -163,10 +167,10 @@ class EncodingConfig:
         channels: Input channels per crystal and bin: spike (always first), energy, time.
     """
 
-    bin_width_ns: float = 0.5
-    max_gap_bins: int = 16
+    bin_width_ns: float = 0.25
+    max_gap_bins: int = 32
     energy_window_kev: tuple[float, float] | None = (350.0, 650.0)
-    tolerance_bins: int = 4
+    tolerance_bins: int = 8
     channels: tuple[str, ...] = DEFAULT_CHANNELS
 
     def __post_init__(self) -> None:
@@ -201,11 +205,13 @@ class TrainConfig:
         grad_clip: Largest gradient norm.
         validation_fraction: Last part of the data (in time) used for validation when no
             validation singles are given.
-        max_steps_per_epoch: At most this many steps per epoch; none: the whole data.
+        max_steps_per_epoch: At most this many steps per epoch; none: the whole data. The
+            default (4 × 250 steps of 512) trains the small scanner in a few minutes on 2
+            cores and is the recipe BENCHMARKS.md uses.
         seed: Seed of the initial weights, the sample order and the training noise.
     """
 
-    epochs: int = 5
+    epochs: int = 4
     batch_size: int = 512
     window_bins: int = 64
     lr: float = 2e-3
@@ -214,7 +220,7 @@ class TrainConfig:
     miss_weight: float = 2.0
     grad_clip: float = 1.0
     validation_fraction: float = 0.2
-    max_steps_per_epoch: int | None = None
+    max_steps_per_epoch: int | None = 250
     seed: int = 0
 
     def __post_init__(self) -> None:

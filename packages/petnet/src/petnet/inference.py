@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import numpy as np
 import torch
 
 from petnet.checkpoint import CheckpointError, load_checkpoint
 from petnet.config import EncodingConfig, ModelConfig
+from petnet.events import event_output, is_quiescent, patch_events
 from petnet.model import PETNet
-from petnet.patches import hit_patches
+from petnet.patches import hit_patches, patch_length
 from petnet.scanner import Scanner
 from petnet.singles import Singles
 from petnet.spikes import Decoded, SpikeStream, decode, densify, encode
 from shared_hpc import UserError, load_config, resolve_device
 
 DENSE_WINDOW_BINS = 256
+EVENT_BATCH = 1 << 20  # patches per pass of the event-driven engine
+Engine = Literal["auto", "events", "steps"]
 
 
 def build_model(scanner: Scanner, encoding: EncodingConfig, config: ModelConfig) -> PETNet:
@@ -40,9 +44,13 @@ class PETNetSorter:
         device: Where it runs (``cpu``, ``cuda``).
         batch_size: Patches (ring) or windows (dense) per forward pass; ``None``: 65536 for
             ring, 64 for dense.
+        engine: ``events`` computes the ring network only at the bins where inputs arrive
+            (``petnet.events``; needs a quiescent network), ``steps`` steps through every
+            bin of every patch; ``auto``: events where possible.
 
     Raises:
-        UserError: A device that is unknown or that this machine lacks.
+        UserError: A device that is unknown or that this machine lacks, or ``events`` for a
+            network that can fire without input.
     """
 
     def __init__(
@@ -52,6 +60,7 @@ class PETNetSorter:
         encoding: EncodingConfig,
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
+        engine: Engine = "auto",
     ) -> None:
         self.device = resolve_device(str(device))
         self.model = model.to(self.device).eval()
@@ -59,6 +68,16 @@ class PETNetSorter:
         self.encoding = encoding
         dense = model.config.architecture == "dense"
         self.batch_size = batch_size or (64 if dense else 65536)
+        if engine not in ("auto", "events", "steps"):
+            raise UserError(f"engine must be 'auto', 'events' or 'steps', got {engine!r}")
+        if engine == "events" and not is_quiescent(model):
+            raise UserError(
+                "the events engine needs a quiescent ring network (ModelConfig.quiescent); "
+                "this one can fire without input (e.g. a checkpoint of petnet 0.1)"
+            )
+        self.engine = "events" if engine == "auto" and is_quiescent(model) else engine
+        if self.engine == "auto":
+            self.engine = "steps"
 
     @classmethod
     def from_checkpoint(
@@ -66,6 +85,7 @@ class PETNetSorter:
         path: str | os.PathLike[str],
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
+        engine: Engine = "auto",
     ) -> PETNetSorter:
         """The sorter stored in a checkpoint of ``petnet.train.train``.
 
@@ -74,6 +94,7 @@ class PETNetSorter:
             device: Where it runs.
             batch_size: Hits (ring) or windows (dense) per forward pass; ``None``: a size that
                 suits the architecture.
+            engine: ``auto``, ``events`` or ``steps`` (see the class).
 
         Raises:
             CheckpointError: Not a readable PETNet checkpoint, or weights that do not fit.
@@ -82,7 +103,8 @@ class PETNetSorter:
         payload = load_checkpoint(path)
         scanner = _rebuild(Scanner, payload["scanner"])
         encoding = _rebuild(EncodingConfig, payload["encoding"])
-        config = _rebuild(ModelConfig, payload["model"])
+        # petnet 0.1 trained without the resting cap on biases
+        config = _rebuild(ModelConfig, {"quiescent": False, **payload["model"]})
         model = build_model(scanner, encoding, config)
         try:
             model.load_state_dict(payload["state_dict"])
@@ -90,7 +112,7 @@ class PETNetSorter:
             raise CheckpointError(
                 f"{path}: weights do not fit the stored model ({error})"
             ) from None
-        return cls(model, scanner, encoding, device=device, batch_size=batch_size)
+        return cls(model, scanner, encoding, device=device, batch_size=batch_size, engine=engine)
 
     def _check(self, singles: Singles) -> None:
         if singles.scanner.n_crystals != self.scanner.n_crystals or (
@@ -128,10 +150,47 @@ class PETNetSorter:
     def _predict_ring(self, stream: SpikeStream, shard: tuple[int, int]) -> Decoded:
         cfg = self.encoding
         centres = np.arange(shard[0], len(stream), shard[1])
-        history = cfg.max_gap_bins
         flagged = np.zeros(len(centres), dtype=bool)
         extra = np.zeros(len(centres), dtype=np.int64)
         lag = np.zeros(len(centres), dtype=np.int64)
+        if self.engine == "events":
+            self._ring_events(stream, centres, flagged, extra, lag)
+        else:
+            self._ring_steps(stream, centres, flagged, extra, lag)
+        flags = np.zeros(stream.n_singles, dtype=bool)
+        flags[stream.single[centres[flagged]]] = True
+        error = None
+        if stream.partner is not None:
+            true = flagged & (stream.partner[centres] >= 0)
+            if true.any():
+                expected = stream.decision_bin(stream.raw_bin) - stream.raw_bin
+                error = float(np.abs(lag[true] - expected[centres[true]]).mean())
+                error *= cfg.bin_width_ns
+        return Decoded(flags, int(extra.sum()), error)
+
+    def _ring_events(self, stream, centres, flagged, extra, lag) -> None:
+        """Output spikes in each patch's matching window, computed at input events only."""
+        cfg = self.encoding
+        history, length = cfg.max_gap_bins, patch_length(cfg)
+        scales = self.model.config.geometry_scales
+        for start in range(0, len(centres), EVENT_BATCH):
+            part = centres[start : start + EVENT_BATCH]
+            events = patch_events(stream, part, self.scanner, cfg, scales)
+            patch, when = event_output(self.model, events, length)
+            inside = (when >= history) & (when <= history + cfg.tolerance_bins)
+            patch, when = patch[inside], when[inside]
+            counts = np.bincount(patch, minlength=len(part))
+            first = np.full(len(part), length, dtype=np.int64)
+            np.minimum.at(first, patch, when)
+            chunk = slice(start, start + len(part))
+            flagged[chunk] = counts > 0
+            extra[chunk] = np.maximum(counts - 1, 0)
+            lag[chunk] = np.where(counts > 0, first - history, 0)
+
+    def _ring_steps(self, stream, centres, flagged, extra, lag) -> None:
+        """Output spikes in each patch's matching window, stepping through every bin."""
+        cfg = self.encoding
+        history = cfg.max_gap_bins
         for start in range(0, len(centres), self.batch_size):
             part = centres[start : start + self.batch_size]
             x, _ = hit_patches(
@@ -144,16 +203,6 @@ class PETNetSorter:
             flagged[chunk] = counts > 0
             extra[chunk] = np.maximum(counts - 1, 0)
             lag[chunk] = window.to(torch.int8).argmax(dim=1).cpu().numpy()
-        flags = np.zeros(stream.n_singles, dtype=bool)
-        flags[stream.single[centres[flagged]]] = True
-        error = None
-        if stream.partner is not None:
-            true = flagged & (stream.partner[centres] >= 0)
-            if true.any():
-                expected = stream.decision_bin(stream.raw_bin) - stream.raw_bin
-                error = float(np.abs(lag[true] - expected[centres[true]]).mean())
-                error *= cfg.bin_width_ns
-        return Decoded(flags, int(extra.sum()), error)
 
     def _predict_dense(self, stream: SpikeStream, shard: tuple[int, int]) -> Decoded:
         cfg = self.encoding

@@ -51,6 +51,10 @@ from norse.torch.functional.lif_box import (  # noqa: E402
     lif_box_feed_forward_step,
 )
 
+# a quiescent neuron's bias stays below this fraction of the current that holds its membrane
+# at threshold, so rounding cannot make a neuron at rest fire
+QUIESCENT_MARGIN = 0.95
+
 
 class LIFLayer(nn.Module):
     """Leaky integrate-and-fire neurons from norse with a learnable leak per neuron.
@@ -78,22 +82,31 @@ class LIFLayer(nn.Module):
         """The leak of each neuron."""
         return 1.0 - torch.sigmoid(self.leak_logit)
 
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
-        """Spikes of the layer, the same shape as its input.
-
-        Args:
-            current: Input currents (B, T, ..., size).
-        """
-        tau_mem_inv = torch.sigmoid(self.leak_logit)
-        zero = torch.zeros((), device=current.device)
-        params = LIFBoxParameters(
-            tau_mem_inv=tau_mem_inv,
+    def params(self) -> LIFBoxParameters:
+        """norse's parameters of these neurons (also used by the event-driven engine)."""
+        zero = torch.zeros((), device=self.leak_logit.device)
+        return LIFBoxParameters(
+            tau_mem_inv=torch.sigmoid(self.leak_logit),
             v_th=zero + self.threshold,
             v_reset=zero,
             v_leak=zero,
             method=self.method,
             alpha=torch.as_tensor(self.alpha),
         )
+
+    def resting_cap(self) -> torch.Tensor:
+        """Largest bias with which each neuron never fires without input: a constant current
+        c drives the membrane towards c / (1 − β), which must stay below threshold."""
+        return torch.sigmoid(self.leak_logit) * self.threshold * QUIESCENT_MARGIN
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """Spikes of the layer, the same shape as its input.
+
+        Args:
+            current: Input currents (B, T, ..., size).
+        """
+        params = self.params()
+        tau_mem_inv = params.tau_mem_inv
         # time-major and contiguous, so each step reads one block and the backward pass
         # of the split is a single concatenation rather than one full-size zero fill per step
         if self.training and self.noise > 0:
@@ -224,10 +237,22 @@ class PETNet(nn.Module):
         h = torch.cat(parts, dim=-1)  # (B, T, N, F)
         return self._layers(h.reshape(batch, time, -1), h @ self.direct)
 
+    def bias(self, layer: int) -> torch.Tensor:
+        """The bias of a layer's neurons, capped below their resting threshold when the
+        network is ``quiescent``.
+
+        Args:
+            layer: Index of the layer.
+        """
+        bias = self.synapses[layer].bias
+        if not self.config.quiescent:
+            return bias
+        return torch.minimum(bias, self.neurons[layer].resting_cap())
+
     def _layers(self, h: torch.Tensor, direct: torch.Tensor) -> torch.Tensor:
         last = len(self.synapses) - 1
         for layer, (synapse, neuron) in enumerate(zip(self.synapses, self.neurons, strict=True)):
-            current = synapse(h)
+            current = F.linear(h, synapse.weight, self.bias(layer))
             if layer == last:
                 current = current + (direct if current.shape == direct.shape else direct[..., None])
             h = neuron(current)

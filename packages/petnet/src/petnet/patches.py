@@ -33,6 +33,50 @@ def patch_length(config: EncodingConfig) -> int:
     return config.max_gap_bins + config.tolerance_bins + 1
 
 
+def patch_cells(
+    stream: SpikeStream,
+    centres: np.ndarray,
+    scanner: Scanner,
+    config: EncodingConfig,
+    geometry_scales: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The non-silent bins of the patches of the spikes ``centres`` and their inputs:
+    ``cell`` (patch × ``patch_length`` + bin, sorted) and ``x`` (cells, features), each
+    cell summed over the spikes in it.
+
+    Args:
+        stream: The encoded singles.
+        centres: Indices of the spikes whose patches to build.
+        scanner: The scanner (its rings and arcs).
+        config: The encoding.
+        geometry_scales: Opposite-arc channels (``ModelConfig.geometry_scales``).
+    """
+    analog = config.channels[1:]
+    centres = np.asarray(centres, dtype=np.int64)
+    # every spike in every patch, by patch and then time, so cells come out sorted
+    patch, other, when = _window(stream, centres, config)
+    cell = patch * patch_length(config) + when
+    crystal, centre_crystal = stream.crystal[other], stream.crystal[centres][patch]
+    same = crystal == centre_crystal
+    k = scanner.crystals_per_ring
+    offset = np.mod(crystal % k - centre_crystal % k - k // 2, k)
+    offset = np.where(offset > k // 2, offset - k, offset)
+    arcs = [~same & (np.abs(offset) <= h) for h in arc_half_widths(scanner, geometry_scales)]
+    values = [stream.values(name)[other] for name in analog]
+    columns = [
+        same,
+        *(same * value for value in values),
+        *arcs,
+        *(arcs[0] * value for value in values),
+        ~same,  # others: how busy the scanner is
+    ]
+    entries = np.stack(columns, axis=1).astype(np.float32)
+    starts = np.flatnonzero(np.diff(cell, prepend=-1))
+    x = np.add.reduceat(entries, starts, axis=0) if len(starts) else entries
+    x[:, 0] = np.minimum(x[:, 0], 1.0)
+    return cell[starts], x
+
+
 def hit_patches(
     stream: SpikeStream,
     centres: np.ndarray,
@@ -53,50 +97,36 @@ def hit_patches(
     """
     history = config.max_gap_bins
     length = patch_length(config)
-    n_in = len(config.channels)
-    analog = config.channels[1:]
-    features = n_in + geometry_scales + len(analog) + 1
     centres = np.asarray(centres, dtype=np.int64)
-    b = stream.raw_bin
-    lo = np.searchsorted(b, b[centres] - history, side="left")
-    hi = np.searchsorted(b, b[centres] + length - history - 1, side="right")
-    count = hi - lo
-    patch = np.repeat(np.arange(len(centres)), count)
-    other = np.repeat(lo, count) + ramp(count)
-    t = b[other] - b[centres][patch] + history
-    crystal, centre_crystal = stream.crystal[other], stream.crystal[centres][patch]
-    same = crystal == centre_crystal
-    k = scanner.crystals_per_ring
-    offset = np.mod(crystal % k - centre_crystal % k - k // 2, k)
-    offset = np.where(offset > k // 2, offset - k, offset)
-    cell = (patch * length + t) * features
-    index = [cell[same]]
-    weight = [np.ones(int(same.sum()))]
-    for channel, name in enumerate(analog, start=1):
-        index.append(cell[same] + channel)
-        weight.append(stream.values(name)[other][same])
-    for scale, half_width in enumerate(arc_half_widths(scanner, geometry_scales)):
-        inside = ~same & (np.abs(offset) <= half_width)
-        index.append(cell[inside] + n_in + scale)
-        weight.append(np.ones(int(inside.sum())))
-        if scale == 0:
-            for channel, name in enumerate(analog):
-                index.append(cell[inside] + n_in + geometry_scales + channel)
-                weight.append(stream.values(name)[other][inside])
-    index.append(cell[~same] + features - 1)
-    weight.append(np.ones(int((~same).sum())))
-    x = np.bincount(
-        np.concatenate(index), np.concatenate(weight), minlength=len(centres) * length * features
-    ).reshape(len(centres), length, features)
-    x[..., 0] = np.minimum(x[..., 0], 1.0)
+    cell, cells_x = patch_cells(stream, centres, scanner, config, geometry_scales)
+    x = np.zeros((len(centres) * length, cells_x.shape[1]), dtype=np.float32)
+    x[cell] = cells_x
+    x = x.reshape(len(centres), length, -1)
     if not with_target:
-        return x.astype(np.float32), None
+        return x, None
     if stream.target is None:
         raise ValueError("these singles carry no ground truth, so there is no target")
+    b = stream.raw_bin
+    patch, other, _ = _window(stream, centres, config)
+    same = stream.crystal[other] == stream.crystal[centres][patch]
     y = np.zeros((len(centres), length), dtype=np.float32)
     partner = stream.partner[other]
     decision = np.maximum(b[other], np.where(partner >= 0, b[np.maximum(partner, 0)], b[other]))
     when = decision - b[centres][patch] + history
     hit = same & (partner >= 0) & (when < length)
     y[patch[hit], when[hit]] = 1.0
-    return x.astype(np.float32), y
+    return x, y
+
+
+def _window(
+    stream: SpikeStream, centres: np.ndarray, config: EncodingConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(patch, spike, bin inside the patch) of every spike that falls in each patch."""
+    history = config.max_gap_bins
+    b = stream.raw_bin
+    lo = np.searchsorted(b, b[centres] - history, side="left")
+    hi = np.searchsorted(b, b[centres] + patch_length(config) - history - 1, side="right")
+    count = hi - lo
+    patch = np.repeat(np.arange(len(centres)), count)
+    other = np.repeat(lo, count) + ramp(count)
+    return patch, other, b[other] - b[centres][patch] + history

@@ -273,7 +273,7 @@ def _resumed_config(
             f"{path} was written by a run on {stored_world} rank(s); resume it on the same "
             f"number of ranks (this run has {world_size})"
         )
-    model = load_config(ModelConfig, payload["model"])
+    model = load_config(ModelConfig, {"quiescent": False, **payload["model"]})  # 0.1: no cap
     encoding = load_config(EncodingConfig, payload["encoding"])
     if (config.model, config.encoding) != (ModelConfig(), EncodingConfig()) and (
         config.model != model or config.encoding != encoding
