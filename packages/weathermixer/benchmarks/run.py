@@ -1,6 +1,6 @@
 """Run the benchmarks that rewrite BENCHMARKS.md (and the README's headline paragraph).
 
-    python benchmarks/run.py                  # skill, scaling, comm, mfu (mfu needs a GPU)
+    python benchmarks/run.py                  # generator, skill, scaling, comm, mfu (GPU)
     python benchmarks/run.py scaling comm     # some of them
 
 `nox -s "bench(name=weathermixer)"` runs this file. The scripts can also run alone.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("skill", "scaling", "comm", "mfu")
+ORDER = ("generator", "skill", "scaling", "comm", "mfu")
 
 
 def main(argv: list[str]) -> int:

@@ -117,7 +117,7 @@ def test_every_command_answers_help(command, capsys):
     expected = {
         "generate": ["--nlat", "--days", "--output-interval-h", "--config"],
         "train": ["--data.path", "--train.min-lr", "--model.embed-dim", "--grid", "--output"],
-        "evaluate": ["--run", "--leads-h", "--stride-h", "--max-forecasts"],
+        "evaluate": ["--run", "--data", "--period", "--climatology", "--leads-h", "--stride-h"],
         "benchmark": ["--model.grid", "--batch-size", "--compile", "--peak-tflops"],
         "demo": ["--output", "--quick", "--threads"],
     }[command]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from weathermixer.config import DataConfig
 from weathermixer.data import (
+    LONG_NAMES,
     Era5Store,
     ForecastSamples,
     NormStats,
@@ -194,6 +195,43 @@ def test_periods_and_lead_time_checks():
 def test_zarr_store_reads_like_netcdf(tmp_path, make_era5):
     pytest.importorskip("zarr")
     ds = make_era5()
-    ds.to_zarr(tmp_path / "data.zarr")
+    ds.to_zarr(tmp_path / "data.zarr", consolidated=False)
     store = Era5Store(tmp_path / "data.zarr")
     np.testing.assert_array_equal(store.read(4)[8], ds.t2m[4].values)
+
+
+def _weatherbench2(ds):
+    """The layout of WeatherBench 2's ERA5 stores: long names, ``level``, latitude ascending,
+    dimensions ordered (time, level, longitude, latitude)."""
+    long = {short: long for long, short in LONG_NAMES.items()}
+    wb2 = ds.rename({name: long[name] for name in ds.data_vars if name in long})
+    wb2 = wb2.isel(latitude=slice(None, None, -1))
+    return wb2.transpose("time", "level", "longitude", "latitude")
+
+
+@pytest.mark.parametrize("layout", ["netcdf", "zarr-v2", "zarr-v3"])
+def test_weatherbench2_long_names_read_like_short_ones(layout, tmp_path, write_nc, make_era5):
+    ds = make_era5()
+    wb2 = _weatherbench2(ds)
+    assert "2m_temperature" in wb2 and "geopotential" in wb2 and "t2m" not in wb2
+    if layout == "netcdf":
+        path = write_nc(wb2, "wb2.nc")
+    else:
+        pytest.importorskip("zarr")
+        path = tmp_path / ("wb2.zarr" if layout == "zarr-v2" else "wb2-store")
+        fmt = 2 if layout == "zarr-v2" else 3
+        wb2.to_zarr(path, zarr_format=fmt, consolidated=fmt == 2)  # as WB2's v2 stores are
+    store = Era5Store(path)
+    reference = Era5Store(write_nc(ds, "short.nc"))
+    np.testing.assert_array_equal(store.read(5), reference.read(5))
+    np.testing.assert_array_equal(
+        store.read(2, slice(1, 4), [11, 0]), reference.read(2)[[11, 0], 1:4]
+    )
+    np.testing.assert_array_equal(store.static("land_sea_mask"), reference.static("land_sea_mask"))
+    assert store.variables.state_channels[0] == "z500"
+
+
+def test_weatherbench2_file_lacking_a_variable_names_it(write_nc, make_era5):
+    path = write_nc(_weatherbench2(make_era5()).drop_vars("mean_sea_level_pressure"), "wb2.nc")
+    with pytest.raises(UserError, match=r"\['msl'\] not found"):
+        Era5Store(path)

@@ -278,7 +278,7 @@ def test_quick_demo_on_2x2_scores_like_one_process(shared_dir):
     if comm.Get_rank() == 0:
         assert grid.example.forecast.shape == (12, 16, 32)
         one = evaluate(run, EvaluateConfig(leads_h=[6.0, 12.0]), comm=SerialComm())
-        for kind in ("model", "persistence", "climatology"):
+        for kind in ("model", "persistence", "damped_persistence", "climatology"):
             for name, scores in one.scores(kind).items():
                 for score in ("rmse", "acc"):
                     values = getattr(scores, score)

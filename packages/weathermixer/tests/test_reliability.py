@@ -256,11 +256,11 @@ def test_plots_replace_a_planted_link_instead_of_writing_through_it(tmp_path):
         (["benchmark", "--model.embed-dim", "20000000"], "needs about"),
         (["generate", "--output", "{tmp}/w.nc", "--nlat", "100000"], "needs about"),
         (["generate", "--output", "{tmp}/w.nc", "--radiative-days", "0"], "radiative_days must"),
-        (["generate", "--output", "{tmp}/w.nc", "--jet-width-deg", "0"], "jet_width_deg must"),
-        (["generate", "--output", "{tmp}/w.nc", "--stirring", "-1"], "stirring must be >= 0"),
+        (["generate", "--output", "{tmp}/w.nc", "--drag-days", "0"], "drag_days must"),
+        (["generate", "--output", "{tmp}/w.nc", "--equator-pole-k", "-1"], "equator_pole_k must"),
         (["generate", "--output", "{tmp}/w.nc", "--days", "nan"], "days must be a finite number"),
         (["generate", "--output", "{tmp}/w.nc", "--days", "1e12"], "GiB, but its disk has"),
-        (["generate", "--output", "{tmp}/w.nc", "--jet-height-m", "1e9"], "became unstable"),
+        (["generate", "--output", "{tmp}/w.nc", "--equator-pole-k", "1e6"], "became unstable"),
     ],
 )
 def test_nonsense_settings_and_sizes_are_refused_in_one_line(args, message, data, tmp_path, capsys):

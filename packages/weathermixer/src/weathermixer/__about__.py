@@ -1,3 +1,3 @@
 """The version of weathermixer, read by the build (``hatch``) and the run records."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

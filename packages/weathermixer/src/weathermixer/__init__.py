@@ -1,8 +1,9 @@
 """WeatherMixer global weather model with Jigsaw domain × tensor parallelism.
 
-Also: an ERA5-style xarray reader (``weathermixer.data``), a shallow-water data generator
-(``weathermixer.simulate``) and WeatherBench 2 scores (``weathermixer.metrics``). Training
-returns a ``TrainResult``, evaluation a ``Skill``; the command line writes their run records.
+Also: an ERA5-style xarray reader (``weathermixer.data``), a two-layer baroclinic data
+generator (``weathermixer.simulate``), WeatherBench 2 scores (``weathermixer.metrics``) and
+baselines (``weathermixer.baselines``). Training returns a ``TrainResult``, evaluation a
+``Skill``; the command line writes their run records.
 """
 
 from weathermixer.__about__ import __version__

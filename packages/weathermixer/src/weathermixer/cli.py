@@ -128,7 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     add_config_flags(p, RunConfig)
     p.set_defaults(run=_train)
 
-    p = commands.add_parser("evaluate", help="RMSE and ACC vs persistence and climatology")
+    p = commands.add_parser(
+        "evaluate",
+        help="RMSE and ACC vs (damped) persistence and climatology, on the test period or --data",
+    )
     p.add_argument("--run", dest="run_dir", type=Path, required=True, help="run folder of `train`")
     p.add_argument(
         "--output",

@@ -57,15 +57,35 @@ _DEMO_SHAPE = {"state_channels": 12, "extra_channels": 4, "grid": (32, 64)}
 _DEFAULT_SPLIT = {"train": (0.0, 0.7), "valid": (0.7, 0.85), "test": (0.85, 1.0)}
 
 
-def _period_bounds(which: str, text: str) -> tuple[np.datetime64, np.datetime64]:
+def _period_bounds(name: str, text: str) -> tuple[np.datetime64, np.datetime64]:
     """Start and end (inclusive) of a ``START:END`` period; a bare end date is a whole day."""
     try:
         start, end = (np.datetime64(s.strip(), "s") for s in text.split(":", 1))
     except ValueError:
-        raise UserError(f"data.{which}_period must be 'START:END' dates, got {text!r}") from None
+        raise UserError(f"{name} must be 'START:END' dates, got {text!r}") from None
     if end.astype("datetime64[D]") == end:
         end = end + np.timedelta64(86399, "s")
     return start, end
+
+
+def period_indices(name: str, text: str, times: np.ndarray) -> np.ndarray:
+    """Indices of ``times`` in the period ``text`` ('START:END', inclusive).
+
+    Args:
+        name: The setting's name, for the error message.
+        text: The period.
+        times: The data's time stamps (datetime64).
+
+    Raises:
+        UserError: The period is malformed or holds none of ``times``.
+    """
+    start, end = _period_bounds(name, text)
+    index = np.flatnonzero((times >= start) & (times <= end))
+    if index.size == 0:
+        raise UserError(
+            f"{name} {text!r} holds no time steps (data covers {times[0]} to {times[-1]})"
+        )
+    return index
 
 
 @dataclass(frozen=True)
@@ -112,7 +132,7 @@ class DataConfig:
         for which in _DEFAULT_SPLIT:
             text = getattr(self, f"{which}_period")
             if text:
-                _period_bounds(which, text)
+                _period_bounds(f"data.{which}_period", text)
 
     @property
     def variables(self) -> Variables:
@@ -165,14 +185,7 @@ class DataConfig:
         if not text:
             a, b = _DEFAULT_SPLIT[which]
             return np.arange(int(a * times.size), int(b * times.size))
-        start, end = _period_bounds(which, text)
-        index = np.flatnonzero((times >= start) & (times <= end))
-        if index.size == 0:
-            raise UserError(
-                f"{which}_period {text!r} holds no time steps (data covers "
-                f"{times[0]} to {times[-1]})"
-            )
-        return index
+        return period_indices(f"{which}_period", text, times)
 
 
 @dataclass(frozen=True)
@@ -320,18 +333,29 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """How a trained model is scored on the test period.
+    """How a trained model is scored: on which data, against which baselines.
 
     Attributes:
+        data: Data to score on (netCDF file, folder, glob or zarr store in any layout the
+            reader takes), normalised with the run's statistics; empty: the run's own data.
+        static_path: Separate file with the static fields of ``data``.
+        period: Initial times 'START:END'; empty: the run's test period, or all of ``data``.
+        climatology: A separate (multi-year) record the climatology is fitted to; empty: the
+            run's training period.
         leads_h: Lead times in hours, multiples of the run's lead time; none: 1, 4, 12 and 20
             leads.
         stride_h: Hours between initial times.
         grid: Process grid DxM of the evaluation (any grid: the checkpoint is resharded).
         batch_size: Forecasts per batch and replica.
         max_forecasts: Initial times scored at most; none: every one of the test period.
-        max_climatology_samples: Training times the climatology is fitted to, at most.
+        max_climatology_samples: Times the climatology is fitted to, at most (drawn at
+            random), and consecutive training times the damped persistence is fitted to.
     """
 
+    data: str = ""
+    static_path: str = ""
+    period: str = ""
+    climatology: str = ""
     leads_h: list[float] | None = None
     stride_h: float = 24.0
     grid: str = "1x1"
@@ -341,6 +365,8 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         GridSpec.parse(self.grid)
+        if self.period:
+            _period_bounds("period", self.period)
         if self.leads_h is not None and not (self.leads_h and min(self.leads_h) > 0):
             raise UserError(f"leads_h must be positive lead times, got {self.leads_h}")
         if not self.stride_h > 0:

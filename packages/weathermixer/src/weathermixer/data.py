@@ -4,7 +4,9 @@ per rank, normalised with statistics computed once and stored.
 A *store* is one or more netCDF files (or zarr stores) along time with pressure-level variables
 ``(time, level, latitude, longitude)``, surface variables ``(time, latitude, longitude)`` and
 optional static fields ``(latitude, longitude)`` on one regular global lat–lon grid. The
-dimension names of the CDS (``valid_time``, ``pressure_level``) are accepted as aliases. Reads
+dimension names of the CDS (``valid_time``, ``pressure_level``) are accepted as aliases, and so
+are the long variable names of WeatherBench 2 (``geopotential``, ``2m_temperature``, ...; see
+``LONG_NAMES``), which are mapped to the ERA5 short names used everywhere else. Reads
 go through xarray's lazy indexing, so only the requested time, latitude band and level leave the
 disk: a rank of a Jigsaw process grid reads only its part of the domain.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,24 @@ DIM_ALIASES = {
     "longitude": ("longitude",),
 }
 INSOLATION = ("toa_incident_solar_radiation", "toa_incident_solar_radiation_next")
+# WeatherBench 2 (and CDS "long") variable names -> ERA5 short names.
+LONG_NAMES = {
+    "geopotential": "z",
+    "temperature": "t",
+    "u_component_of_wind": "u",
+    "v_component_of_wind": "v",
+    "vertical_velocity": "w",
+    "specific_humidity": "q",
+    "relative_humidity": "r",
+    "2m_temperature": "t2m",
+    "2m_dewpoint_temperature": "d2m",
+    "10m_u_component_of_wind": "u10",
+    "10m_v_component_of_wind": "v10",
+    "mean_sea_level_pressure": "msl",
+    "surface_pressure": "sp",
+    "total_column_water_vapour": "tcwv",
+    "sea_surface_temperature": "sst",
+}
 
 
 @dataclass(frozen=True)
@@ -72,15 +93,23 @@ class Variables:
             raise UserError(f"channel names repeat: {names}")
 
 
+def _is_zarr(path: Path) -> bool:
+    """A zarr store: named ``*.zarr`` or a folder with zarr v2 or v3 metadata at its top."""
+    marks = (".zgroup", ".zmetadata", "zarr.json")
+    return path.suffix == ".zarr" or (path.is_dir() and any((path / m).exists() for m in marks))
+
+
 def _open(path: Path) -> xr.Dataset:
-    if path.suffix == ".zarr" or (path.is_dir() and (path / ".zgroup").exists()):
+    if _is_zarr(path):
         try:
             import zarr  # noqa: F401
         except ImportError:
             raise UserError(
                 f"{path} is a zarr store; install zarr (pip install 'weathermixer[zarr]')"
             ) from None
-        return xr.open_zarr(path, chunks=None)
+        with warnings.catch_warnings():  # stores without consolidated metadata are fine
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return xr.open_zarr(path, chunks=None)
     if not path.exists():
         raise UserError(f"no such data file: {path}")
     try:
@@ -90,7 +119,14 @@ def _open(path: Path) -> xr.Dataset:
 
 
 def _canonical_dims(ds: xr.Dataset, path: Path) -> xr.Dataset:
-    """Rename known dimension aliases to time/level/latitude/longitude, or say what is wrong."""
+    """Rename known dimension aliases to time/level/latitude/longitude and long variable names
+    to short ones (where the short one is not taken), or say what is wrong."""
+    names = {
+        long: short
+        for long, short in LONG_NAMES.items()
+        if long in ds.data_vars and short not in ds.variables
+    }
+    ds = ds.rename(names) if names else ds
     rename = {}
     for canonical, aliases in DIM_ALIASES.items():
         found = [a for a in aliases if a in ds.dims]
@@ -409,7 +445,7 @@ def _expand(paths: Any) -> list[Path]:
             if not found:
                 raise UserError(f"no files match {text}")
             return found
-        if path.is_dir() and path.suffix != ".zarr" and not (path / ".zgroup").exists():
+        if path.is_dir() and not _is_zarr(path):
             found = sorted(path.glob("*.nc"))
             if not found:
                 raise UserError(f"no .nc files in {path}")

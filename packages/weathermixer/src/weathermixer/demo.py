@@ -142,10 +142,12 @@ def _run_demo(output: Path, comm: Comm, quick: bool) -> RunRecord:
         headline=skill.headline(),
         artifacts=artifacts,
     )
-    z500 = [skill.scores(kind)["z500"].rmse[-1] for kind in ("model", "persistence", "climatology")]
+    kinds = ("model", "persistence", "damped_persistence", "climatology")
+    z500 = [skill.scores(kind)["z500"].rmse[-1] for kind in kinds]
     rank0_print(
         f"Z500 RMSE at +{skill.leads_h[-1]:g} h: model {z500[0]:.0f}, persistence {z500[1]:.0f}, "
-        f"climatology {z500[2]:.0f} m²/s²; skill {skill.rmse_skill('z500'):.3f}",
+        f"damped persistence {z500[2]:.0f}, climatology {z500[3]:.0f} m²/s²; skill "
+        f"{skill.rmse_skill('z500'):.3f}",
         comm=comm,
     )
     rank0_print(f"wrote {output / 'results.json'} ({run.report})", comm=comm)

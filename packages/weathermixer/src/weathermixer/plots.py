@@ -24,12 +24,14 @@ def _save(fig: Figure, path: str | Path) -> None:
 STYLE = {
     "model": ("WeatherMixer", "tab:blue", "o-"),
     "persistence": ("persistence", "tab:gray", "s--"),
+    "damped_persistence": ("damped persistence", "tab:green", "v-."),
     "climatology": ("climatology", "tab:orange", "^:"),
 }
 
 
 def skill_plot(skill: Skill, channels: list[str], path: str | Path) -> Path:
-    """RMSE (top) and ACC (bottom) against lead time for each channel.
+    """RMSE (top) and ACC (bottom) against lead time for each channel; the title names the
+    climatology's source.
 
     Args:
         skill: The scores.
@@ -51,6 +53,7 @@ def skill_plot(skill: Skill, channels: list[str], path: str | Path) -> Path:
     axes[0, 0].set_ylabel("latitude-weighted RMSE")
     axes[1, 0].set_ylabel("ACC")
     axes[0, 0].legend(fontsize="small")
+    fig.suptitle(f"climatology: {skill.climatology_source}", fontsize="small")
     _save(fig, path)
     return Path(path)
 

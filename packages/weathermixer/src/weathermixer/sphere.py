@@ -1,4 +1,4 @@
-"""Spherical-harmonic transforms on a Gaussian grid, for the shallow-water generator.
+"""Spherical-harmonic transforms on a Gaussian grid, for the data generator.
 
 Triangular truncation T: zonal wavenumbers ``m = 0..T``, total wavenumbers ``n = m..T``.
 Spectral coefficients are complex arrays ``[T+1, T+1]`` indexed ``[m, n]`` (zero where n < m).
@@ -180,6 +180,36 @@ class GaussianGrid:
         fs = self._legendre_eval(spec, self.p)
         grids = self._grid(np.concatenate([fs, fu[None], fv[None]]))
         return grids[:-2], grids[-2], grids[-1]
+
+    def to_grid_with_rotational_uv(
+        self, spec: np.ndarray, psi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scalars and U, V of non-divergent flows (one per stream function) on the grid, with
+        a single inverse FFT.
+
+        Args:
+            spec: Spectral scalars, ``[k, T+1, T+1]``.
+            psi: Stream functions, ``[l, T+1, T+1]``.
+
+        Returns:
+            Scalars ``[k, nlat, nlon]``, U and V ``[l, nlat, nlon]``.
+        """
+        a = self.radius
+        fs = self._legendre_eval(spec, self.p)
+        fu = -self._legendre_eval(psi / a, self.h)
+        fv = self._legendre_eval(self.im * psi / a, self.p)
+        grids = self._grid(np.concatenate([fs, fu, fv]))
+        k, n = spec.shape[0], psi.shape[0]
+        return grids[:k], grids[k : k + n], grids[k + n :]
+
+    def mean_square(self, spec: np.ndarray) -> float:
+        """Global mean of the square of a field, from its spectral coefficients (Parseval).
+
+        Args:
+            spec: Spectral coefficients, ``[T+1, T+1]``.
+        """
+        weight = np.where(np.arange(self.truncation + 1)[:, None] == 0, 1.0, 2.0) * self.mask
+        return float((weight * np.abs(spec) ** 2).sum()) / 2.0
 
     def div_curl(self, a_cos: np.ndarray, b_cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Spectral divergence and curl of the vector (A, B)/cos φ.
