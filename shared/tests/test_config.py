@@ -98,6 +98,19 @@ def test_bad_files(tmp_path):
         load_config(dict, {})
 
 
+def test_read_toml_gives_the_tables_or_one_line(tmp_path):
+    from shared_hpc import read_toml
+
+    good = tmp_path / "good.toml"
+    good.write_text("rsectors = 4\n[scanner]\nradius_mm = 60.0\n")
+    assert read_toml(good) == {"rsectors": 4, "scanner": {"radius_mm": 60.0}}
+    with pytest.raises(ConfigError, match=r"missing\.toml does not exist"):
+        read_toml(str(tmp_path / "missing.toml"))
+    (tmp_path / "bad.toml").write_text("a = = 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml is not valid TOML"):
+        read_toml(tmp_path / "bad.toml")
+
+
 @dataclass
 class Train:
     """Training settings.

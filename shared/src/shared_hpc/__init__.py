@@ -31,6 +31,7 @@ _HOMES = {
     "config_from_args": "shared_hpc.config",
     "config_to_dict": "shared_hpc.config",
     "load_config": "shared_hpc.config",
+    "read_toml": "shared_hpc.config",
     "run_demos": "shared_hpc.demos",
     "DistInfo": "shared_hpc.distributed",
     "resolve_device": "shared_hpc.distributed",

@@ -31,7 +31,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["ConfigError", "add_config_flags", "config_from_args", "config_to_dict", "load_config"]
+__all__ = [
+    "ConfigError",
+    "add_config_flags",
+    "config_from_args",
+    "config_to_dict",
+    "load_config",
+    "read_toml",
+]
 
 
 class ConfigError(UserError):
@@ -66,7 +73,7 @@ def load_config(
     elif isinstance(source, Mapping):
         data = dict(source)
     elif isinstance(source, (str, PurePath)):
-        data = _read_toml(Path(source))
+        data = read_toml(source)
     else:
         raise TypeError(
             f"config source must be a path, a dict or None, got {type(source).__name__}"
@@ -74,7 +81,13 @@ def load_config(
     return _build(cls, _merge(data, overrides), cls.__name__)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: str | PurePath) -> dict[str, Any]:
+    """The tables of a TOML file, for a package that derives settings before ``load_config``.
+
+    Raises:
+        ConfigError: The file is missing or not valid TOML (one line).
+    """
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
@@ -412,5 +425,5 @@ def config_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = 
     source = getattr(args, "config", None)
     if base is None:
         return load_config(cls, source, **overrides)
-    from_file = _read_toml(Path(source)) if source is not None else {}
+    from_file = read_toml(source) if source is not None else {}
     return load_config(cls, _merge(dict(base), from_file), **overrides)

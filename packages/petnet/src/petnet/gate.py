@@ -40,12 +40,7 @@ import numpy as np
 
 from petnet.scanner import Scanner
 from petnet.singles import Singles
-from shared_hpc import UserError, load_config
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from shared_hpc import UserError, load_config, read_toml
 
 ID_NAMES = ("rsectorID", "moduleID", "submoduleID", "crystalID", "layerID")
 ROOT_NEEDED = ("time", "energy", *ID_NAMES)
@@ -156,14 +151,7 @@ def load_gate_system(path: str | os.PathLike[str]) -> GateSystem:
     Raises:
         UserError: A missing or invalid file, or a scanner that does not fit the hierarchy.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"GATE system file {path} does not exist")
-    try:
-        with path.open("rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path} is not valid TOML: {error}") from None
+    data = read_toml(path)
     scanner = dict(data.get("scanner", {}))
     levels = [data.get(name, (1, 1)) for name in ("modules", "submodules", "crystals")]
     try:
