@@ -6,7 +6,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from neuron_transplantation.alignment import _apply, _permutation, average_weights
+from neuron_transplantation.alignment import _apply, _per_channel, _permutation, average_weights
 from neuron_transplantation.fusion import fuse
 from neuron_transplantation.graph import trace_network
 
@@ -14,19 +14,21 @@ X = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(7))
 
 
 def _permuted(model, seed):
-    """``model`` with the channels of every hidden layer shuffled: the same function."""
+    """``model`` with the channels of every hidden layer shuffled (attention heads as wholes):
+    the same function."""
     network = trace_network(model, X)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(seed)
     for group, width in network.widths(model).items():
         if group != network.output:
-            _apply(state, network, group, _permutation(rng.permutation(width)))
+            order = _permutation(rng.permutation(width // network.unit(group)))
+            _apply(state, network, group, _per_channel(order, network, group))
     other = copy.deepcopy(model)
     other.load_state_dict(state)
     return other
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet", "lenet-bn", "vgg-bn", "resnet", "cnn1d"])
+@pytest.mark.parametrize("arch", ["mlp", "lenet", "lenet-bn", "vgg-bn", "resnet", "cnn1d", "vit"])
 def test_ot_fusion_of_a_model_with_itself_returns_it(arch, specs, random_members):
     model = random_members(specs[arch], 1)[0]
     fused = fuse([model, copy.deepcopy(model)], X, "ot").model
@@ -35,7 +37,7 @@ def test_ot_fusion_of_a_model_with_itself_returns_it(arch, specs, random_members
 
 
 @pytest.mark.parametrize("method", ["ot", "wm"])
-@pytest.mark.parametrize("arch", ["mlp", "lenet-bn", "vgg", "resnet", "cnn1d"])
+@pytest.mark.parametrize("arch", ["mlp", "lenet-bn", "vgg", "resnet", "cnn1d", "vit"])
 def test_alignment_undoes_a_permutation_that_plain_averaging_cannot(
     method, arch, specs, random_members
 ):
@@ -55,3 +57,30 @@ def test_weight_averaging_is_the_mean_of_every_tensor(specs, random_members):
         fused.norm1.running_var, (a.norm1.running_var + b.norm1.running_var) / 2
     )
     torch.testing.assert_close(fused.fc2.weight, (a.fc2.weight + b.fc2.weight) / 2)
+
+
+@pytest.mark.parametrize("method", ["ot", "wm"])
+def test_alignment_undoes_a_permutation_through_a_depthwise_convolution(method, depthwise_members):
+    model = depthwise_members(1)[0]
+    shuffled = _permuted(model, seed=5)
+    torch.testing.assert_close(shuffled(X), model(X), rtol=1e-5, atol=1e-5)
+    fused = fuse([model, shuffled], X, method).model
+    torch.testing.assert_close(fused(X), model(X), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ot", "wm"])
+def test_alignment_undoes_a_permutation_through_concatenated_channels(method, inception_members):
+    model = inception_members(1)[0]
+    shuffled = _permuted(model, seed=11)
+    torch.testing.assert_close(shuffled(X), model(X), rtol=1e-5, atol=1e-5)
+    fused = fuse([model, shuffled], X, method).model
+    torch.testing.assert_close(fused(X), model(X), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ot", "wm"])
+def test_alignment_undoes_a_permutation_of_whole_convolution_groups(method, grouped_members):
+    model = grouped_members(1)[0]
+    shuffled = _permuted(model, seed=13)
+    torch.testing.assert_close(shuffled(X), model(X), rtol=1e-5, atol=1e-5)
+    fused = fuse([model, shuffled], X, method).model
+    torch.testing.assert_close(fused(X), model(X), rtol=1e-5, atol=1e-5)

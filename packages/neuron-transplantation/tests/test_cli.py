@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 import pytest
 import torch
 from neuron_transplantation.cli import main
-from neuron_transplantation.models import MLP
+from neuron_transplantation.models import MLP, ViT
 
 from shared_hpc import lock_folder
 
@@ -166,6 +166,19 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, run_command, ensemble_file, 
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dirichlet", "0.5"], "dirichlet skews the shards: give --shards too"),
+        (["--arch", "vit", "--width", "18"], "a width divisible by its 4 heads"),
+    ],
+)
+def test_bad_settings_of_the_new_options_exit_2_in_process(tmp_path, capsys, args, message):
+    assert main(["train-ensemble", "--output", str(tmp_path / "out"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "members.pt").exists()
+
+
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path, run_command, ensemble_file):
     with lock_folder(tmp_path):  # a run in progress
         result = run_command(
@@ -210,3 +223,13 @@ def test_every_command_answers_help(run_command, command):
 def test_nt_is_an_alias_of_the_command():
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
     assert scripts["nt"] == scripts["neuron-transplantation"] == "neuron_transplantation.cli:main"
+
+
+def test_a_vit_ensemble_is_trained_and_fused_through_the_command_line(tmp_path):
+    trained, fused = tmp_path / "vit", tmp_path / "fused"
+    args = ["train-ensemble", "--output", str(trained), "--arch", "vit", "--width", "16",
+            "--depth", "1", "--members", "2", "--epochs", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert main(["fuse", "--ensemble", str(trained / "members.pt"), "--output", str(fused)]) == 0
+    payload = torch.load(fused / "fused.pt", weights_only=True)
+    ViT(1, 8, 10, width=16, depth=1).load_state_dict(payload["state"])

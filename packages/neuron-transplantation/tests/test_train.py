@@ -111,6 +111,24 @@ def test_shards_are_disjoint_and_cover_the_training_data(split):
     assert not torch.equal(members.models[0].layers[1].weight, alone.models[0].layers[1].weight)
 
 
+def test_dirichlet_shards_are_disjoint_cover_the_data_and_are_skewed_by_class(split):
+    def class_shares(parts):
+        counts = torch.stack([torch.bincount(p.tensors[1], minlength=10) for p in parts])
+        return counts / counts.sum(1, keepdim=True)
+
+    skewed = [shard(split.train, i, 2, seed=0, dirichlet=0.1) for i in range(2)]
+    again = [shard(split.train, i, 2, seed=0, dirichlet=0.1) for i in range(2)]
+    random = [shard(split.train, i, 2, seed=0) for i in range(2)]
+    rows = [{tuple(r.tolist()) for r in p.tensors[0].flatten(1)} for p in skewed]
+    assert sum(len(p) for p in skewed) == len(split.train) and not (rows[0] & rows[1])
+    assert torch.equal(skewed[0].tensors[0], again[0].tensors[0])  # every rank cuts the same
+    distance = (class_shares(skewed)[0] - class_shares(skewed)[1]).abs().sum() / 2
+    iid = (class_shares(random)[0] - class_shares(random)[1]).abs().sum() / 2
+    assert distance > 0.4 and iid < 0.1
+    with pytest.raises(UserError, match="no draw gave all 100 shards 10 samples"):
+        shard(split.train, 0, 100, seed=0, dirichlet=0.01)
+
+
 def test_fedavg_learns_from_every_shard_where_averaging_strangers_does_not(split):
     config = dataclasses.replace(CONFIG, members=3, epochs=9, width=32, lr=0.05, shards=True)
     _, curve = fedavg(config, split, rounds=3, comm=SerialComm())

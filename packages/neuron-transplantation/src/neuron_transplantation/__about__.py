@@ -1,3 +1,3 @@
 """Version of the neuron-transplantation distribution (read by hatchling and by run records)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

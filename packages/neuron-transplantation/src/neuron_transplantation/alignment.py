@@ -14,11 +14,14 @@ towards an anchor member (member 0) before averaging:
   inputs. With equal widths the exact transport is a permutation.
 
 Both permute whole channel groups (``graph.Network``): the rows and biases of every layer writing
-a group, its batch norms (parameters and statistics) and the columns of every layer reading it,
-so channels joined by a residual addition move together. In a residual network OT aligns the
-groups in the order of their first layer with the weights as they are at that moment; a group
-joined by additions also holds rows of later layers whose inputs are not aligned yet (Singh &
-Jaggi's OT fusion is defined for chains; this is an approximation there).
+a group, its norms (parameters and statistics), its entries in parameters outside the layers
+(class token, position embedding) and the columns of every layer reading it, so channels joined
+by a residual addition move together. Groups split into attention heads are permuted in whole
+heads (a head's channels keep their order; permuting within heads is not searched). In a
+residual network OT aligns the groups in the order of their first layer with the weights as
+they are at that moment; a group joined by additions also holds rows of later layers whose
+inputs are not aligned yet (Singh & Jaggi's OT fusion is defined for chains; this is an
+approximation there).
 """
 
 from __future__ import annotations
@@ -67,16 +70,23 @@ def _apply(
         for key in NORM_KEYS:
             if f"{norm.name}.{key}" in state:
                 state[f"{norm.name}.{key}"] = mapping @ state[f"{norm.name}.{key}"]
+    for extra in network.extras_of(group):
+        tensor = state[extra.name].movedim(extra.axis, 0)
+        moved = (mapping.to(tensor.dtype) @ tensor.reshape(len(mapping), -1)).reshape(tensor.shape)
+        state[extra.name] = moved.movedim(0, extra.axis)
     for layer in network.readers(group):
-        nxt = state[f"{layer.name}.weight"]
+        whole = state[f"{layer.name}.weight"]
+        start, stop = layer.columns or (0, whole.shape[1])
+        nxt = whole[:, start:stop]
         grouped = nxt.reshape(nxt.shape[0], len(mapping), layer.spread, -1)
         mapped = torch.einsum("oasr,ba->obsr", grouped, mapping.to(nxt.dtype))
-        state[f"{layer.name}.weight"] = mapped.reshape(nxt.shape)
+        mapped = mapped.reshape(nxt.shape)
+        state[f"{layer.name}.weight"] = torch.cat([whole[:, :start], mapped, whole[:, stop:]], 1)
 
 
 def _rows(state: dict[str, torch.Tensor], network: Network, group: int) -> torch.Tensor:
     """Each channel of ``group`` as one vector: weights and biases of the layers writing it,
-    batch-norm affine parameters."""
+    norms' affine parameters, its entries in parameters outside the layers."""
     parts = []
     for layer in network.writers(group):
         weight = state[f"{layer.name}.weight"]
@@ -86,7 +96,20 @@ def _rows(state: dict[str, torch.Tensor], network: Network, group: int) -> torch
     for norm in network.norms_of(group):
         parts += [state[f"{norm.name}.{k}"][:, None] for k in ("weight", "bias")
                   if f"{norm.name}.{k}" in state]  # fmt: skip
+    for extra in network.extras_of(group):
+        tensor = state[extra.name].movedim(extra.axis, 0)
+        parts.append(tensor.reshape(tensor.shape[0], -1))
     return torch.cat(parts, 1).double()
+
+
+def _units(vectors: torch.Tensor, network: Network, group: int) -> torch.Tensor:
+    """Channel vectors joined into one vector per unit (attention head) of ``group``."""
+    return vectors.reshape(len(vectors) // network.unit(group), -1)
+
+
+def _per_channel(mapping: torch.Tensor, network: Network, group: int) -> torch.Tensor:
+    """A (new × old) map of units as the map of their channels."""
+    return torch.kron(mapping.contiguous(), torch.eye(network.unit(group), dtype=mapping.dtype))
 
 
 def _columns(state: dict[str, torch.Tensor], network: Network, group: int) -> torch.Tensor:
@@ -95,6 +118,8 @@ def _columns(state: dict[str, torch.Tensor], network: Network, group: int) -> to
     parts = []
     for layer in network.readers(group):
         nxt = state[f"{layer.name}.weight"]
+        if layer.columns is not None:
+            nxt = nxt[:, layer.columns[0] : layer.columns[1]]
         grouped = nxt.reshape(nxt.shape[0], channels, layer.spread, -1)
         parts.append(grouped.transpose(0, 1).reshape(channels, -1))
     return torch.cat(parts, 1).double()
@@ -124,21 +149,22 @@ def _match(
     from scipy.optimize import linear_sum_assignment
 
     hidden = network.hidden
-    orders = {g: np.arange(len(_rows(anchor, network, g))) for g in hidden}
+    orders = {g: np.arange(len(_rows(anchor, network, g)) // network.unit(g)) for g in hidden}
 
     def permuted(skip: int | None) -> dict[str, torch.Tensor]:
         state = dict(member)
         for g in hidden:
             if g != skip:
-                _apply(state, network, g, _permutation(orders[g]))
+                _apply(state, network, g, _per_channel(_permutation(orders[g]), network, g))
         return state
 
     for _ in range(max_sweeps):
         changed = False
         for g in rng.permutation(hidden):
             state = permuted(skip=int(g))
-            similarity = _rows(anchor, network, g) @ _rows(state, network, g).T
-            similarity += _columns(anchor, network, g) @ _columns(state, network, g).T
+            mine = torch.cat([_rows(anchor, network, g), _columns(anchor, network, g)], 1)
+            theirs = torch.cat([_rows(state, network, g), _columns(state, network, g)], 1)
+            similarity = _units(mine, network, g) @ _units(theirs, network, g).T
             _, order = linear_sum_assignment(similarity.numpy(), maximize=True)
             changed |= not np.array_equal(order, orders[g])
             orders[g] = order
@@ -175,11 +201,13 @@ def _transport(
 
     state = dict(member)
     for g in network.hidden:
-        theirs, ours = _rows(state, network, g).numpy(), _rows(anchor, network, g).numpy()
+        theirs = _units(_rows(state, network, g), network, g).numpy()
+        ours = _units(_rows(anchor, network, g), network, g).numpy()
         n_a, n_b = len(theirs), len(ours)
         cost = ot.dist(theirs, ours, metric="euclidean")
         plan = ot.emd(np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b), cost)
-        _apply(state, network, g, torch.from_numpy(plan.T * n_b).float())
+        mapping = torch.from_numpy(plan.T * n_b).float()
+        _apply(state, network, g, _per_channel(mapping, network, g))
     return state
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from shared_hpc import UserError
 
 DATASETS = ("digits", "mnist1d", "mnist", "cifar10", "cifar100", "svhn", "csv")
-ARCHITECTURES = ("mlp", "lenet", "lenet-bn", "vgg", "vgg-bn", "resnet", "cnn1d")
+ARCHITECTURES = ("mlp", "lenet", "lenet-bn", "vgg", "vgg-bn", "resnet", "cnn1d", "vit")
 METHODS = ("nt", "ot", "wm", "avg")
 VARIANTS = ("one-shot", "iterative", "hierarchical")
 COMPARED = (*METHODS, "kd")
@@ -37,10 +37,11 @@ class TrainConfig:
         label: The CSV's label column.
         validation: Share of the training data held out for validation (the test set is fixed
             and only used for the final report).
-        arch: mlp, lenet, lenet-bn, vgg, vgg-bn, resnet or cnn1d (see ``models``).
+        arch: mlp, lenet, lenet-bn, vgg, vgg-bn, resnet, cnn1d or vit (see ``models``).
         width: Hidden width (mlp: units per layer; lenet, vgg: units of the hidden linear
-            layer; resnet: channels of the last stage; cnn1d: twice the channels).
-        depth: Hidden layers of the mlp.
+            layer; resnet: channels of the last stage; cnn1d: twice the channels; vit:
+            channels of the tokens).
+        depth: Hidden layers of the mlp, Transformer blocks of the vit.
         members: Members of the ensemble (spread over the MPI ranks, one per rank at a time).
         epochs: Training epochs per member.
         lr: SGD learning rate.
@@ -49,6 +50,9 @@ class TrainConfig:
         seed: Seed of the data split; member i is initialised and shuffled with seed + i.
         shards: Member i trains on shard i of ``members`` disjoint random shards of the
             training data (as if every rank held its own data), not on all of it.
+        dirichlet: With ``shards``: 0 cuts random, equally large shards; a positive value
+            skews them by class (per class, shares drawn from Dirichlet(dirichlet); 0.1 gives
+            shards of a few classes each, 100 nearly IID ones).
         ranks_per_member: Ranks that train one member together, data parallel (must divide
             the number of ranks; batch norms are not synchronised between them).
     """
@@ -67,6 +71,7 @@ class TrainConfig:
     batch: int = 32
     seed: int = 0
     shards: bool = False
+    dirichlet: float = 0.0
     ranks_per_member: int = 1
 
     def __post_init__(self) -> None:
@@ -90,6 +95,10 @@ class TrainConfig:
         _positive("lr", self.lr)
         if not 0 <= self.momentum < 1:
             raise UserError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.dirichlet < 0 or not math.isfinite(self.dirichlet):
+            raise UserError(f"dirichlet must be >= 0, got {self.dirichlet}")
+        if self.dirichlet and not self.shards:
+            raise UserError("dirichlet skews the shards: give --shards too")
 
 
 @dataclass(frozen=True)

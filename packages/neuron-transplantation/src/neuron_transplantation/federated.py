@@ -58,7 +58,10 @@ def fedavg(
     rank, size = comm.Get_rank(), comm.Get_size()
     torch.manual_seed(config.seed)
     model = build_model(spec_for(config, split)).eval()
-    shards = {i: shard(split.train, i, config.members, config.seed) for i in range(config.members)}
+    shards = {
+        i: shard(split.train, i, config.members, config.seed, config.dirichlet)
+        for i in range(config.members)
+    }
     weights = torch.tensor([len(shards[i]) for i in sorted(shards)], dtype=torch.float64)
     weights /= weights.sum()
     curve = []

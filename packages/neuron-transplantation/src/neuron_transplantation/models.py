@@ -13,6 +13,10 @@
   average pooling and one linear layer.
 - ``cnn1d``: for sequences (MNIST-1D): three ``Conv1d`` (``width/2`` channels, kernel 5, stride 2)
   with ReLU, then a linear layer.
+- ``vit``: a small Vision Transformer: patches of 2×2 pixels (4×4 from 16 pixels on) embedded to
+  ``width`` channels, a class token and learnt position embeddings, ``depth`` pre-norm blocks of
+  4-head self-attention and an MLP of ``2 width`` GELU units, a final layer norm, a linear head on
+  the class token.
 
 Fusion itself takes any model ``trace_network`` accepts (torchvision's ``resnet18`` included);
 these are the ones the commands train.
@@ -24,12 +28,13 @@ import itertools
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from neuron_transplantation.config import ARCHITECTURES
 from shared_hpc import UserError
 
-__all__ = ["MLP", "VGG", "CNN1d", "LeNet", "ModelSpec", "ResNet", "build_model"]
+__all__ = ["MLP", "VGG", "CNN1d", "LeNet", "ModelSpec", "ResNet", "ViT", "build_model"]
 
 
 class MLP(nn.Module):
@@ -211,6 +216,88 @@ class CNN1d(nn.Module):
         return self.fc(torch.flatten(self.convs(x), 1))
 
 
+class Attention(nn.Module):
+    """Multi-head self-attention with separate query, key and value projections.
+
+    Heads are split off the channel axis with ``reshape(..., -1, head_size)``: the number of heads
+    follows from the width, so the same code runs a model widened by fusion (K times the heads,
+    each member's heads its own). ``nn.MultiheadAttention`` packs the three projections into one
+    weight and fixes the number of heads, which fusion cannot follow through ``torch.fx``.
+
+    Args:
+        width: Channels of the tokens.
+        heads: Attention heads (dividing ``width``).
+    """
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.head_size = width // heads
+        self.query, self.key, self.value = (nn.Linear(width, width) for _ in range(3))
+        self.out = nn.Linear(width, width)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], -1, self.head_size).transpose(1, 2)
+
+    def forward(self, x):
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        return self.out(y.reshape(x.shape[0], x.shape[1], -1))
+
+
+class Block(nn.Module):
+    """A pre-norm Transformer block: attention and an MLP, each added to the token stream."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width)
+        )
+
+    def forward(self, x):
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """A small Vision Transformer (Dosovitskiy et al., 2021) for small images.
+
+    Args:
+        channels: Input channels.
+        size: Input height and width.
+        classes: Output classes.
+        width: Channels of the tokens (divisible by ``heads``).
+        depth: Transformer blocks.
+        heads: Attention heads per block.
+        patch: Side of the square patches (dividing ``size``).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        size: int,
+        classes: int,
+        width: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        patch: int = 2,
+    ) -> None:
+        super().__init__()
+        self.patches = nn.Conv2d(channels, width, patch, patch)
+        self.class_token = nn.Parameter(0.02 * torch.randn(1, 1, width))
+        self.position = nn.Parameter(0.02 * torch.randn(1, (size // patch) ** 2 + 1, width))
+        self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(depth)))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = self.patches(x).flatten(2).transpose(1, 2)
+        token = self.class_token.expand(x.shape[0], -1, -1)
+        x = torch.cat([token, x], 1) + self.position
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Enough to rebuild a member: its architecture and sizes.
@@ -220,7 +307,7 @@ class ModelSpec:
         input_shape: Shape of one input sample.
         classes: Output classes.
         width: Hidden width (see the architecture).
-        depth: Hidden layers of the ``mlp``.
+        depth: Hidden layers of the ``mlp``, blocks of the ``vit``.
     """
 
     arch: str
@@ -246,7 +333,7 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
     Raises:
         UserError: A LeNet asked for inputs that are not square images with a side divisible
-            by 4.
+            by 4, a ViT for images its patches do not tile or a width its heads do not divide.
     """
     if spec.arch == "mlp":
         inputs = 1
@@ -265,6 +352,14 @@ def build_model(spec: ModelSpec) -> nn.Module:
         return VGG(shape[0], shape[1], spec.classes, spec.width, spec.arch == "vgg-bn")
     if spec.arch == "resnet":
         return ResNet(shape[0], spec.classes, spec.width)
+    if spec.arch == "vit":
+        patch = 2 if shape[1] < 16 else 4
+        if shape[1] % patch or spec.width % 4:
+            raise UserError(
+                f"vit needs an image side divisible by {patch} and a width divisible by its 4 "
+                f"heads, got {shape} and width {spec.width}"
+            )
+        return ViT(shape[0], shape[1], spec.classes, spec.width, spec.depth, 4, patch)
     if shape[1] % 4:
         raise UserError(f"{spec.arch} needs an image side divisible by 4, got {shape}")
     return LeNet(shape[0], shape[1], spec.classes, spec.width, spec.arch == "lenet-bn")

@@ -182,12 +182,43 @@ class Members:
         return Headline("best member validation accuracy", self.validation[self.best()])
 
 
-def shard(data: TensorDataset, index: int, count: int, seed: int) -> TensorDataset:
-    """Part ``index`` of ``count`` disjoint, equally large random parts of ``data``."""
+def shard(
+    data: TensorDataset, index: int, count: int, seed: int, dirichlet: float = 0.0
+) -> TensorDataset:
+    """Part ``index`` of ``count`` disjoint parts of ``data``.
+
+    With ``dirichlet`` = 0 the parts are equally large and random (IID). With ``dirichlet`` > 0
+    they are skewed by class, as in federated benchmarks (Hsu et al., 2019): for every class a
+    share per part is drawn from Dirichlet(``dirichlet``) and the class's samples are cut in
+    those proportions; small values give parts that hold a few classes only. Draws in which a
+    part gets fewer than 10 samples are repeated (seeded, so every rank cuts the same parts).
+
+    Raises:
+        UserError: Not enough samples, or no draw gave every part 10 samples.
+    """
     if not 0 <= index < count or count > len(data):
         raise UserError(f"cannot cut {len(data)} samples into {count} shards")
-    order = np.random.default_rng(seed).permutation(len(data))
-    mine = torch.as_tensor(np.sort(np.array_split(order, count)[index]))
+    rng = np.random.default_rng(seed)
+    if dirichlet == 0:
+        mine = np.array_split(rng.permutation(len(data)), count)[index]
+    else:
+        labels = data.tensors[1].numpy()
+        for _ in range(100):
+            parts: list[list[np.ndarray]] = [[] for _ in range(count)]
+            for label in np.unique(labels):
+                samples = rng.permutation(np.flatnonzero(labels == label))
+                cuts = np.cumsum(rng.dirichlet([dirichlet] * count))[:-1] * len(samples)
+                for part, piece in zip(parts, np.split(samples, cuts.astype(int)), strict=True):
+                    part.append(piece)
+            if min(sum(len(p) for p in part) for part in parts) >= 10:
+                break
+        else:
+            raise UserError(
+                f"Dirichlet({dirichlet}) shards of {len(data)} samples: no draw gave all "
+                f"{count} shards 10 samples; use a larger dirichlet or fewer shards"
+            )
+        mine = np.concatenate(parts[index])
+    mine = torch.as_tensor(np.sort(mine))
     return TensorDataset(*(t[mine] for t in data.tensors))
 
 
@@ -269,7 +300,11 @@ def train_members(
         torch.manual_seed(config.seed + i)
         model = build_model(spec)
         report = None if progress is None else (lambda e, a, i=i: progress(i, e, a))
-        data = shard(split.train, i, config.members, config.seed) if config.shards else None
+        data = (
+            shard(split.train, i, config.members, config.seed, config.dirichlet)
+            if config.shards
+            else None
+        )
         curve = train_epochs(
             model,
             split,

@@ -1,17 +1,29 @@
 """Neuron Transplantation: concatenate the members into one wide model, prune it back to size.
 
 The wide model stacks the members' first layers, puts every layer between hidden channels
-block-diagonally (member k's channels only see member k's channels) and concatenates the last
+block-diagonally (member k's channels only see member k's channels; a grouped or depthwise
+convolution gets the members' filters one after another, in K times the groups; a layer reading
+channels
+concatenated from several groups is built part by part) and concatenates the last
 layer along its inputs with member k's block scaled by its weight (1/K for an ensemble of K), its
-bias the weighted mean. Batch norms are concatenated with their statistics. Channels joined by a
-residual addition form one group (``graph.py``), widened and pruned as one. So before pruning,
-the wide model computes exactly the weighted average of the members' outputs: the ensemble.
+bias the weighted mean. Batch norms are concatenated with their statistics; a layer norm becomes a
+``BlockLayerNorm`` that normalises each member's block of channels on its own (one layer norm over
+all members' channels would mix them). Parameters outside the layers (class token, position
+embedding) are concatenated along their channel axis. Attention heads need nothing of their own:
+member k's query, key and value rows are heads k·H to k·H + H - 1 of the wide attention, which
+only ever meet each other. Channels joined by a residual addition form one group
+(``graph.py``), widened and pruned as one. So before pruning, the wide model computes exactly
+the weighted average of the members' outputs: the ensemble.
 
 Pruning then keeps, in every hidden group, the original number of channels with the largest
 group L2 magnitude (what the authors used through Torch-Pruning's ``MagnitudeImportance(p=2)``:
 the mean, over the layers a channel touches, of the squared norms of its weights — its rows in
 the layers writing it, its batch-norm scales, its columns in the layers reading it). The pruned
 model has exactly the members' shapes and is a copy of member 0's class, so it loads into it.
+Groups split into attention heads are pruned in whole heads (the summed importance of their
+channels), so the pruned model has the members' number of heads. A pruned layer norm is one
+``LayerNorm`` again, normalising over kept channels that may come from different members: that
+step is an approximation (BENCHMARKS.md measures it), unlike the concatenation.
 
 Weights let fusion proceed pairwise with every member counting equally: fusing a model that
 already holds n members with one more takes weights n/(n+1) and 1/(n+1). (The authors' iterative
@@ -25,13 +37,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from neuron_transplantation.config import VARIANTS
-from neuron_transplantation.graph import INPUT, Network, same_architecture, trace_network
+from neuron_transplantation.graph import (
+    INPUT,
+    Extra,
+    Layer,
+    Network,
+    same_architecture,
+    trace_network,
+)
 from shared_hpc import UserError
 
 __all__ = [
+    "BlockLayerNorm",
     "Transplant",
     "concatenate",
     "fuse_transplant",
@@ -56,13 +77,48 @@ class Transplant:
     kept: dict[int, torch.Tensor]
 
 
+class BlockLayerNorm(nn.Module):
+    """A layer norm over each of ``blocks`` equal blocks of the last axis on its own: the wide
+    model's stand-in for the members' layer norms.
+
+    Args:
+        norm: One member's layer norm (its ``eps``; which affine parameters it has).
+        weight: The members' scales side by side (``None`` without them).
+        bias: The members' shifts side by side (``None`` without them).
+        blocks: Members.
+    """
+
+    def __init__(
+        self,
+        norm: nn.LayerNorm,
+        weight: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        blocks: int,
+    ) -> None:
+        super().__init__()
+        self.blocks, self.eps = blocks, norm.eps
+        self.size = norm.normalized_shape[0]
+        self.weight = None if weight is None else nn.Parameter(weight)
+        self.bias = None if bias is None else nn.Parameter(bias)
+
+    def forward(self, x):
+        y = F.layer_norm(x.unflatten(-1, (self.blocks, self.size)), (self.size,), eps=self.eps)
+        y = y.flatten(-2)
+        if self.weight is not None:
+            y = y * self.weight
+        return y + self.bias if self.bias is not None else y
+
+
 def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, leaf = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, leaf, module)
 
 
-def _resize(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
-    """A copy of a Linear or Conv2d ``module`` holding ``weight`` and ``bias``."""
+def _resize(
+    module: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None, groups: int = 1
+) -> nn.Module:
+    """A copy of a Linear or Conv ``module`` holding ``weight`` and ``bias`` (a convolution in
+    ``groups`` groups)."""
     new = copy.deepcopy(module)
     new.weight = nn.Parameter(weight)
     if bias is not None:
@@ -70,7 +126,11 @@ def _resize(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) 
     if isinstance(new, nn.Linear):
         new.out_features, new.in_features = weight.shape[:2]
     else:
-        new.out_channels, new.in_channels = weight.shape[:2]
+        new.out_channels, new.in_channels, new.groups = (
+            weight.shape[0],
+            weight.shape[1] * groups,
+            groups,
+        )
     return new
 
 
@@ -90,6 +150,42 @@ def _norm_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """The per-channel tensors of a batch norm (affine parameters and running statistics)."""
     keys = ("weight", "bias", "running_mean", "running_var")
     return {k: getattr(module, k).detach() for k in keys if getattr(module, k, None) is not None}
+
+
+def _extra(model: nn.Module, extra: Extra) -> torch.Tensor:
+    return model.state_dict(keep_vars=True)[extra.name].detach()
+
+
+def _set_extra(root: nn.Module, extra: Extra, value: torch.Tensor) -> None:
+    """Replace the parameter (or buffer) ``extra`` of ``root`` by ``value``."""
+    parent, _, leaf = extra.name.rpartition(".")
+    owner = root.get_submodule(parent) if parent else root
+    if leaf in owner._parameters:
+        setattr(owner, leaf, nn.Parameter(value))
+    else:
+        owner.register_buffer(leaf, value)
+
+
+def _extra_norms(tensor: torch.Tensor, axis: int) -> torch.Tensor:
+    """Squared norm of each channel's entries of a parameter whose channels lie along ``axis``."""
+    return tensor.detach().pow(2).movedim(axis, 0).reshape(tensor.shape[axis], -1).sum(1)
+
+
+def _by_name(layers: Sequence[Layer]) -> dict[str, list[Layer]]:
+    """Layers by module name: a layer reading concatenated channels has one entry per part."""
+    parts: dict[str, list[Layer]] = {}
+    for layer in layers:
+        parts.setdefault(layer.name, []).append(layer)
+    return parts
+
+
+def _part(weight: torch.Tensor, layer: Layer, members: int = 1) -> torch.Tensor:
+    """The input columns of ``weight`` that read ``layer.source`` (all of them unless the layer
+    reads concatenated channels); ``members``: the weight is a wide model's, K times wider."""
+    if layer.columns is None:
+        return weight
+    start, stop = layer.columns
+    return weight[:, members * start : members * stop]
 
 
 def _block_diagonal(blocks: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -145,19 +241,36 @@ def concatenate(
     k = len(members)
     w = _check_weights(weights if weights is not None else [1.0 / k] * k, k)
     root = copy.deepcopy(members[0])
-    for layer in network.layers:
-        modules = [m.get_submodule(layer.name) for m in members]
-        reads, writes = layer.source != INPUT, layer.target != network.output
-        new_w = _combine([m.weight.detach() for m in modules], w, reads, writes)
+    for name, parts in _by_name(network.layers).items():
+        layer = parts[0]
+        modules = [m.get_submodule(name) for m in members]
+        writes = layer.target != network.output
+        weights = [m.weight.detach() for m in modules]
+        if layer.channelwise:  # one filter per channel: the members' filters one after another
+            new_w = torch.cat(weights)
+        else:  # part by part of concatenated inputs (one part otherwise)
+            new_w = torch.cat(
+                [_combine([_part(x, la) for x in weights], w, la.source != INPUT, writes)
+                 for la in parts], 1
+            )  # fmt: skip
         new_b = None
         if modules[0].bias is not None:
             biases = [m.bias.detach() for m in modules]
             new_b = torch.cat(biases) if writes else _combine(biases, w, False, False)
-        _set_module(root, layer.name, _resize(modules[0], new_w, new_b))
+        groups = k * modules[0].groups if layer.channelwise else 1
+        _set_module(root, layer.name, _resize(modules[0], new_w, new_b, groups))
     for norm in network.norms:
         tensors = [_norm_tensors(m.get_submodule(norm.name)) for m in members]
         stacked = {key: torch.cat([t[key] for t in tensors]) for key in tensors[0]}
-        _set_module(root, norm.name, _resize_norm(members[0].get_submodule(norm.name), stacked))
+        module = members[0].get_submodule(norm.name)
+        if isinstance(module, nn.LayerNorm):
+            wide_norm = BlockLayerNorm(module, stacked.get("weight"), stacked.get("bias"), k)
+        else:
+            wide_norm = _resize_norm(module, stacked)
+        _set_module(root, norm.name, wide_norm)
+    for extra in network.extras:
+        tensors = [_extra(m, extra) for m in members]
+        _set_extra(root, extra, torch.cat(tensors, extra.axis))
     wide = fx.GraphModule(root, copy.deepcopy(network.graph))
     wide.train(members[0].training)
     return wide
@@ -169,11 +282,15 @@ def _columns(weight: torch.Tensor, spread: int) -> torch.Tensor:
     return per_input.reshape(-1, spread).sum(1)
 
 
-def group_importance(model: nn.Module, network: Network, group: int) -> torch.Tensor:
+def group_importance(
+    model: nn.Module, network: Network, group: int, members: int = 1
+) -> torch.Tensor:
     """Group L2 magnitude of every channel of hidden ``group`` of ``model``.
 
     The mean over the channel's group of squared L2 norms: its rows in every layer that writes
-    the group, its batch-norm scales (if affine), its input columns in every layer that reads it.
+    the group, its norms' scales (if affine), its entries in parameters outside the layers, its
+    input columns in every layer that reads it. ``members``: ``model`` is the wide model of that
+    many members (to find the columns of concatenated parts).
     """
     parts = []
     for layer in network.writers(group):
@@ -183,9 +300,21 @@ def group_importance(model: nn.Module, network: Network, group: int) -> torch.Te
         module = model.get_submodule(norm.name)
         if module.weight is not None:
             parts.append(module.weight.detach().pow(2))
+    for extra in network.extras_of(group):
+        parts.append(_extra_norms(_extra(model, extra), extra.axis))
     for layer in network.readers(group):
-        parts.append(_columns(model.get_submodule(layer.name).weight, layer.spread))
+        weight = _part(model.get_submodule(layer.name).weight, layer, members)
+        parts.append(_columns(weight, layer.spread))
     return torch.stack(parts).mean(0)
+
+
+def _keep(importance: torch.Tensor, width: int, unit: int) -> torch.Tensor:
+    """The ``width`` channels to keep, in ascending order: whole units (attention heads of
+    ``unit`` channels) of the largest summed importance."""
+    per_unit = importance.reshape(-1, unit).sum(1)
+    order = torch.sort(per_unit, descending=True, stable=True).indices
+    units = torch.sort(order[: width // unit]).values
+    return (units[:, None] * unit + torch.arange(unit)[None, :]).reshape(-1)
 
 
 def _input_index(kept: torch.Tensor, spread: int) -> torch.Tensor:
@@ -201,20 +330,26 @@ def prune(
     Returns:
         A copy of ``template`` holding the kept weights, and the kept channels per hidden group.
     """
-    widths = network.widths(template)
+    widths, wider = network.widths(template), network.widths(wide)
+    k = max([wider[g] // widths[g] for g in network.hidden], default=1)
     kept: dict[int, torch.Tensor] = {}
     for group in network.hidden:
-        importance = group_importance(wide, network, group)
-        order = torch.sort(importance, descending=True, stable=True).indices
-        kept[group] = torch.sort(order[: widths[group]]).values
+        importance = group_importance(wide, network, group, k)
+        kept[group] = _keep(importance, widths[group], network.unit(group))
     state: dict[str, torch.Tensor] = {}
-    for layer in network.layers:
-        module = wide.get_submodule(layer.name)
+    for name, parts in _by_name(network.layers).items():
+        layer = parts[0]
+        module = wide.get_submodule(name)
         weight = module.weight.detach()
         if layer.target in kept:
             weight = weight[kept[layer.target]]
-        if layer.source in kept:
-            weight = weight[:, _input_index(kept[layer.source], layer.spread)]
+        if not layer.channelwise:
+            pieces = [_part(weight, la, k) for la in parts]
+            pieces = [
+                piece[:, _input_index(kept[la.source], la.spread)] if la.source in kept else piece
+                for piece, la in zip(pieces, parts, strict=True)
+            ]
+            weight = torch.cat(pieces, 1)
         state[f"{layer.name}.weight"] = weight
         if module.bias is not None:
             bias = module.bias.detach()
@@ -222,6 +357,8 @@ def prune(
     for norm in network.norms:
         for key, value in _norm_tensors(wide.get_submodule(norm.name)).items():
             state[f"{norm.name}.{key}"] = value[kept[norm.group]]
+    for extra in network.extras:
+        state[extra.name] = _extra(wide, extra).index_select(extra.axis, kept[extra.group])
     model = copy.deepcopy(template)
     missing = set(model.state_dict()) - set(state)
     state.update({key: model.state_dict()[key] for key in missing})  # num_batches_tracked
@@ -247,8 +384,11 @@ def _member_importance(
             module = member.get_submodule(norm.name)
             if module.weight is not None:
                 parts.append(module.weight.detach().pow(2))
+        for extra in network.extras_of(group):
+            parts.append(_extra_norms(_extra(member, extra), extra.axis))
         for layer in network.readers(group):
-            column = _columns(member.get_submodule(layer.name).weight, layer.spread)
+            weight = _part(member.get_submodule(layer.name).weight, layer)
+            column = _columns(weight, layer.spread)
             scale = float(w[k]) ** 2 if layer.target == network.output else 1.0
             parts.append(column * scale)
         scores.append(torch.stack(parts).mean(0))
@@ -298,19 +438,24 @@ def prune_members(
     kept: dict[int, torch.Tensor] = {}
     for group in network.hidden:
         importance = _member_importance(members, network, group, w)
-        order = torch.sort(importance, descending=True, stable=True).indices
-        kept[group] = torch.sort(order[: widths[group]]).values
+        kept[group] = _keep(importance, widths[group], network.unit(group))
     local = {g: _by_member(index, widths[g], k) for g, index in kept.items()}
     state: dict[str, torch.Tensor] = {}
-    for layer in network.layers:
-        modules = [m.get_submodule(layer.name) for m in members]
+    for name, parts in _by_name(network.layers).items():
+        layer = parts[0]
+        modules = [m.get_submodule(name) for m in members]
+        weights = [m.weight.detach() for m in modules]
         rows = local.get(layer.target)
-        cols = None
-        if layer.source in local:
-            cols = [_input_index(c, layer.spread) for c in local[layer.source]]
-        state[f"{layer.name}.weight"] = _pruned_weight(
-            [m.weight.detach() for m in modules], w, rows, cols
-        )
+        if layer.channelwise:
+            state[f"{name}.weight"] = _pruned_weight(weights, w, rows, None)
+        else:
+            pieces = []
+            for la in parts:
+                cols = None
+                if la.source in local:
+                    cols = [_input_index(c, la.spread) for c in local[la.source]]
+                pieces.append(_pruned_weight([_part(x, la) for x in weights], w, rows, cols))
+            state[f"{name}.weight"] = torch.cat(pieces, 1)
         if modules[0].bias is not None:
             biases = [m.bias.detach() for m in modules]
             state[f"{layer.name}.bias"] = _pruned_weight(biases, w, rows, None)
@@ -319,6 +464,10 @@ def prune_members(
         for key in tensors[0]:
             parts = [t[key][r] for t, r in zip(tensors, local[norm.group], strict=True)]
             state[f"{norm.name}.{key}"] = torch.cat(parts)
+    for extra in network.extras:
+        parts = [_extra(m, extra).index_select(extra.axis, r)
+                 for m, r in zip(members, local[extra.group], strict=True)]  # fmt: skip
+        state[extra.name] = torch.cat(parts, extra.axis)
     model = copy.deepcopy(members[0])
     missing = set(model.state_dict()) - set(state)
     state.update({key: model.state_dict()[key] for key in missing})  # num_batches_tracked
