@@ -116,6 +116,17 @@ def test_autumn_repeated_hour_is_averaged():
     assert len(first) == 2 and day[2] == first.mean()
 
 
+def test_local_time_stamps_with_utc_offsets_across_dst_are_read():
+    """Text such as ``2024-03-31T01:00:00+0100`` then ``...03:00:00+0200``, as exported locally."""
+    frame = _berlin()
+    local = frame["time"].dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    expected = to_cycles(frame, "time", ["load"], cycle=24, timezone="Europe/Berlin")
+    series = to_cycles(frame.assign(time=local), "time", ["load"], cycle=24,
+                       timezone="Europe/Berlin")  # fmt: skip
+    np.testing.assert_array_equal(series.values, expected.values)
+    assert series.starts.equals(expected.starts)
+
+
 def test_naive_local_times_with_dst_need_a_timezone():
     frame = _berlin()
     frame["time"] = frame["time"].dt.tz_convert("Europe/Berlin").dt.tz_localize(None)

@@ -124,6 +124,18 @@ def test_covariates_are_needed_ahead(load_frame):
         forecaster.predict(history, future=ahead.iloc[:30])
 
 
+def test_future_covariates_may_name_the_same_instants_in_another_zone(load_frame):
+    utc = load_frame.assign(time=load_frame["time"].dt.tz_localize("UTC"))
+    series = to_cycles(utc, "time", ["load"], ["temperature"], cycle=24)
+    config = ForecastConfig(target=["load"], covariates=["temperature"], date_column="time",
+                            **SMALL)  # fmt: skip
+    forecaster = fit(series, config, references=False).forecaster
+    history, ahead = utc.iloc[:-48], utc.iloc[-48:][["time", "temperature"]]
+    berlin = ahead["time"].dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    out = forecaster.predict(history, future=ahead.assign(time=berlin))
+    pd.testing.assert_frame_equal(out, forecaster.predict(history, future=ahead))
+
+
 def test_forecasts_need_enough_history_and_the_same_step(series, load_frame):
     config = ForecastConfig(target=["load"], date_column="time", **SMALL)
     forecaster = fit(series, config, references=False).forecaster

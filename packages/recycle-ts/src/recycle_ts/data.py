@@ -92,15 +92,24 @@ def read_csv(path: Path, date_column: str) -> pd.DataFrame:
     return frame
 
 
-def _wall_clock(stamps: pd.Series, timezone: str) -> tuple[pd.DatetimeIndex, str]:
-    """Time stamps as naive wall-clock times of ``timezone`` (or of their own zone)."""
+def _parse_stamps(stamps: pd.Series) -> pd.DatetimeIndex:
+    """Time stamps as read; text with several UTC offsets (local time across a DST change,
+    e.g. ``+01:00`` then ``+02:00``) is read as UTC, which pandas 3 no longer does by itself."""
     try:
         parsed = pd.to_datetime(stamps)
-        if parsed.dtype == object:  # mixed UTC offsets, e.g. across a DST change
+        if parsed.dtype == object:  # pandas 2: mixed offsets come back as objects
             parsed = pd.to_datetime(stamps, utc=True)
     except (ValueError, TypeError) as err:
-        raise UserError(f"time stamps cannot be read: {str(err).splitlines()[0]}") from None
-    index = pd.DatetimeIndex(parsed).as_unit("ns")
+        try:
+            parsed = pd.to_datetime(stamps, utc=True)
+        except (ValueError, TypeError):
+            raise UserError(f"time stamps cannot be read: {str(err).splitlines()[0]}") from None
+    return pd.DatetimeIndex(parsed).as_unit("ns")
+
+
+def wall_clock(stamps: pd.Series, timezone: str) -> tuple[pd.DatetimeIndex, str]:
+    """Time stamps as naive wall-clock times of ``timezone`` (or of their own zone)."""
+    index = _parse_stamps(stamps)
     if index.hasnans:
         raise UserError(f"time stamp missing in row {int(np.argmax(index.isna()))}")
     if index.tz is not None:
@@ -195,7 +204,7 @@ def to_cycles(
     missing = [c for c in names if c not in frame.columns]
     if missing:
         raise UserError(f"the data have no column {missing[0]!r}; they have {list(frame.columns)}")
-    index, timezone = _wall_clock(frame[date_column], timezone)
+    index, timezone = wall_clock(frame[date_column], timezone)
     columns = [*targets, *covariates]
     data = frame[columns].reset_index(drop=True)
     for column in columns:

@@ -21,7 +21,7 @@ from torch import nn
 
 from recycle_ts.__about__ import __version__
 from recycle_ts.config import ForecastConfig
-from recycle_ts.data import CALENDAR_FEATURES, CycleSeries, Scaler, to_cycles
+from recycle_ts.data import CALENDAR_FEATURES, CycleSeries, Scaler, to_cycles, wall_clock
 from recycle_ts.model import Shape, Window, build_network
 from recycle_ts.windows import prepare, windows
 from shared_hpc import UserError, atomic_path, config_to_dict, load_config, write_json_atomic
@@ -158,7 +158,8 @@ class Forecaster:
         missing = [c for c in [config.date_column, *config.covariates] if c not in future]
         if missing:
             raise UserError(f"the future covariates lack the column {missing[0]!r}")
-        stamps = pd.DatetimeIndex(pd.to_datetime(future[config.date_column]))
+        # aware stamps name instants: read them in the history's zone (UTC for a history in UTC)
+        stamps, _ = wall_clock(future[config.date_column], series.timezone or "UTC")
         wanted = series.slot_times(series.future_starts(config.horizon))
         table = future.set_index(stamps)[config.covariates]
         if not wanted.isin(table.index).all():
