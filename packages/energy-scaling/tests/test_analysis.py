@@ -37,6 +37,15 @@ def test_the_fit_recovers_a_known_k_with_its_confidence_interval(make_point):
     assert through_origin.intercept == 0 and through_origin.k == pytest.approx(k, rel=0.05)
 
 
+def test_the_prediction_interval_never_goes_below_zero_energy(make_point):
+    """Four noisy points of small runs, as in the demo: the interval is wider than the value."""
+    # (ranks, seconds, joules)
+    runs = [(1, 5, 100.0), (1, 10, 40.0), (2, 5, 260.0), (2, 10, 120.0)]
+    fit = fit_energy([make_point(ranks, 32, seconds, j) for ranks, seconds, j in runs])
+    value, low, high = fit.predict(1 * 5 / 3600)
+    assert low == 0.0 and high > value > 0.0
+
+
 def test_too_few_or_degenerate_points_are_refused(make_point):
     with pytest.raises(UserError, match="at least 2 finished points"):
         fit_energy([make_point(1, 32, 10, 100)])

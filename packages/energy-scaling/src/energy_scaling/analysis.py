@@ -153,7 +153,8 @@ class EnergyFit:
 
     def predict(self, device_hours: float) -> tuple[float, float, float]:
         """Energy in kWh at ``device_hours``: estimate and prediction interval (``nan`` bounds
-        when the fit has no residual degrees of freedom)."""
+        when the fit has no residual degrees of freedom; the lower bound stops at 0, since no run
+        uses negative energy, where a few noisy points would give a wide interval)."""
         value = self.k * device_hours + self.intercept
         if self.cov is None or not math.isfinite(self.residual_var):
             return value, float("nan"), float("nan")
@@ -161,7 +162,7 @@ class EnergyFit:
         var = float(x @ np.array(self.cov) @ x) + self.residual_var
         dof = self.points - 2
         half = float(stats.t.ppf(0.5 + self.level / 2, dof)) * math.sqrt(max(var, 0.0))
-        return value, value - half, value + half
+        return value, max(value - half, 0.0), value + half
 
     def to_dict(self) -> dict[str, Any]:
         return {
