@@ -127,6 +127,13 @@ def test_local_time_stamps_with_utc_offsets_across_dst_are_read():
     assert series.starts.equals(expected.starts)
 
 
+def test_naive_and_aware_time_stamps_mixed_are_refused():
+    frame = _berlin().iloc[:48]
+    stamps = [t.tz_localize(None) if i == 0 else t for i, t in enumerate(frame["time"])]
+    with pytest.raises(UserError, match="time stamps cannot be read"):
+        to_cycles(frame.assign(time=pd.Series(stamps, dtype=object)), "time", ["load"], cycle=24)
+
+
 def test_naive_local_times_with_dst_need_a_timezone():
     frame = _berlin()
     frame["time"] = frame["time"].dt.tz_convert("Europe/Berlin").dt.tz_localize(None)

@@ -24,6 +24,7 @@ from shared_hpc import UserError, file_fingerprint
 DAY = pd.Timedelta(days=1)
 CALENDAR_FEATURES = 10
 """Per cycle: weekday one-hot (7), holiday flag, day of the year as sine and cosine."""
+UTC_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"  # how a time stamp's text ends when it names its zone
 
 
 @dataclass(frozen=True)
@@ -93,17 +94,21 @@ def read_csv(path: Path, date_column: str) -> pd.DataFrame:
 
 
 def _parse_stamps(stamps: pd.Series) -> pd.DatetimeIndex:
-    """Time stamps as read; text with several UTC offsets (local time across a DST change,
-    e.g. ``+01:00`` then ``+02:00``) is read as UTC, which pandas 3 no longer does by itself."""
+    """Time stamps as read. Stamps that all carry UTC offsets, but several of them (local time
+    across a DST change, ``+01:00`` then ``+02:00``), are read as UTC instants, which pandas 3
+    no longer does by itself; naive and aware stamps mixed stay refused."""
     try:
-        parsed = pd.to_datetime(stamps)
-        if parsed.dtype == object:  # pandas 2: mixed offsets come back as objects
-            parsed = pd.to_datetime(stamps, utc=True)
+        parsed, error = pd.to_datetime(stamps), None
     except (ValueError, TypeError) as err:
+        parsed, error = None, err
+    if parsed is None or parsed.dtype == object:  # pandas 3 raises, pandas 2 gives objects
+        reason = str(error).splitlines()[0] if error else "they mix time zones"
+        if not stamps.dropna().astype(str).str.strip().str.contains(UTC_OFFSET).all():
+            raise UserError(f"time stamps cannot be read: {reason}")
         try:
             parsed = pd.to_datetime(stamps, utc=True)
         except (ValueError, TypeError):
-            raise UserError(f"time stamps cannot be read: {str(err).splitlines()[0]}") from None
+            raise UserError(f"time stamps cannot be read: {reason}") from None
     return pd.DatetimeIndex(parsed).as_unit("ns")
 
 
